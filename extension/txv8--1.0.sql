@@ -1,0 +1,16 @@
+-- txv8 1.0: the language, its handlers and the plv8-compatible helpers.
+\echo Use "CREATE EXTENSION txv8" to load this file. \quit
+
+CREATE FUNCTION txv8_call_handler() RETURNS language_handler
+  AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE FUNCTION txv8_inline_handler(internal) RETURNS void
+  AS 'MODULE_PATHNAME' LANGUAGE C;
+CREATE FUNCTION txv8_call_validator(oid) RETURNS void
+  AS 'MODULE_PATHNAME' LANGUAGE C;
+
+CREATE TRUSTED LANGUAGE txv8
+  HANDLER txv8_call_handler
+  INLINE txv8_inline_handler
+  VALIDATOR txv8_call_validator;
+
+COMMENT ON LANGUAGE txv8 IS 'PL/V8-compatible JavaScript (txv8)';
