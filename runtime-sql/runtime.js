@@ -1,0 +1,566 @@
+// txfn's in-database runtime: runs one invocation of a deployed transaction function inside
+// the caller's transaction, with its idempotency record, pinned clock and seeded PRNG.
+//
+// This file is ONE JavaScript expression: a factory `(plv8, runtimeId) => runtime`. The
+// installer (migrations/runtime.ts) embeds it in the body of `txfn._invoke(...)`, which
+// evaluates it once per JS context (per database role, per backend) and caches the result on
+// globalThis under the runtime id. It uses only the documented plv8 API (see
+// plv8-compat.md), so real plv8 3.x runs it too. The contract it implements (tables, the
+// envelope, the options keys, SQLSTATEs, the JSON encoding) is runtime-sql/README.md.
+(function txfnRuntime(plv8, runtimeId) {
+  "use strict";
+
+  const g = globalThis;
+  const RealDate = Date;
+  const realRandom = Math.random;
+  const realNow = Date.now;
+
+  // --- errors -------------------------------------------------------------------------------
+
+  /** PostgreSQL's MAKE_SQLSTATE: the packed int plv8 reads from a thrown value's `code`. */
+  function packSqlstate(s) {
+    let code = 0;
+    for (let i = 0; i < 5; i++) code += ((s.charCodeAt(i) - 48) & 0x3f) << (6 * i);
+    return code;
+  }
+
+  /** An error that leaves txfn.invoke as an SQL ERROR with this SQLSTATE (never recorded). */
+  function sqlError(sqlstate, message, hint) {
+    const e = new Error(message);
+    e.sqlerrcode = sqlstate;
+    e.code = packSqlstate(sqlstate);
+    if (hint) e.hint = hint;
+    return e;
+  }
+
+  const TXF_FUNCTION_NOT_FOUND = "TXF01";
+  const TXF_KEY_REUSED = "TXF02";
+  const TXF_ISOLATION = "TXF03";
+  const TXF_BAD_OPTIONS = "TXF04";
+  const TXF_NO_BUNDLE = "TXF05";
+  const TXF_BAD_BUNDLE = "TXF06";
+  const TXF_REENTRANT = "TXF07";
+
+  /**
+   * Transient errors are never recorded: the whole transaction fails and the caller retries
+   * with the same key (rule 5). Classes: 40 (serialization failure, deadlock), 08 (connection),
+   * 53 (resources), 57 (cancel, admin shutdown), 58 (system), XX except XX000.
+   */
+  function isTransient(e) {
+    const s = e !== null && typeof e === "object" ? e.sqlerrcode : undefined;
+    if (typeof s !== "string" || s.length !== 5) return false;
+    const cls = s.slice(0, 2);
+    return cls === "40" || cls === "08" || cls === "53" || cls === "57" || cls === "58" || (cls === "XX" && s !== "XX000");
+  }
+
+  // --- the JSON encoding (README "JSON encoding") -------------------------------------------
+
+  function encodeReplacer(_key, value) {
+    if (typeof value === "bigint") return value.toString();
+    if (value instanceof Uint8Array) {
+      let hex = "\\x";
+      for (let i = 0; i < value.length; i++) hex += (value[i] < 16 ? "0" : "") + value[i].toString(16);
+      return hex;
+    }
+    return value;
+  }
+
+  /** JSON text of a value, or null for `undefined` (a void result). */
+  function encode(value) {
+    if (value === undefined) return null;
+    const text = JSON.stringify(value, encodeReplacer);
+    return text === undefined ? null : text;
+  }
+
+  // --- determinism: pinned clock and seeded PRNG ---------------------------------------------
+
+  /** sfc32 seeded through splitmix32; determinism version 1 (recorded per invocation). */
+  function makeRandom(seed) {
+    let s = seed >>> 0;
+    const split = () => {
+      s = (s + 0x9e3779b9) | 0;
+      let z = s;
+      z = Math.imul(z ^ (z >>> 16), 0x85ebca6b);
+      z = Math.imul(z ^ (z >>> 13), 0xc2b2ae35);
+      return (z ^ (z >>> 16)) >>> 0;
+    };
+    let a = split(), b = split(), c = split(), d = split();
+    return function random() {
+      const t = (((a + b) | 0) + d) | 0;
+      d = (d + 1) | 0;
+      a = b ^ (b >>> 9);
+      b = (c + (c << 3)) | 0;
+      c = (c << 21) | (c >>> 11);
+      c = (c + t) | 0;
+      return (t >>> 0) / 4294967296;
+    };
+  }
+  const DETERMINISM_VERSION = 1;
+
+  /** The pinning in force: { time, random } while an invocation (or a bundle load) runs. */
+  let pin = null;
+
+  function PinnedDate(...args) {
+    const now = pin !== null ? pin.time : realNow();
+    if (new.target === undefined) return new RealDate(now).toString();
+    return Reflect.construct(RealDate, args.length === 0 ? [now] : args, new.target);
+  }
+  PinnedDate.prototype = RealDate.prototype;
+  PinnedDate.now = function now() {
+    return pin !== null ? pin.time : realNow();
+  };
+  PinnedDate.parse = RealDate.parse;
+  PinnedDate.UTC = RealDate.UTC;
+  Object.defineProperty(PinnedDate, "name", { value: "Date" });
+
+  function pinnedRandom() {
+    return pin !== null ? pin.random() : realRandom();
+  }
+
+  /** Runs `work` with Date/Math.random pinned; restores the previous pinning after. */
+  function withPin(p, work) {
+    const saved = pin;
+    const savedDate = g.Date;
+    const savedRandom = Math.random;
+    pin = p;
+    g.Date = PinnedDate;
+    Math.random = pinnedRandom;
+    try {
+      return work();
+    } finally {
+      pin = saved;
+      g.Date = savedDate;
+      Math.random = savedRandom;
+    }
+  }
+
+  // --- SQL: plans prepared once per context --------------------------------------------------
+
+  let plans = null;
+  function preparedPlans() {
+    if (plans !== null) return plans;
+    plans = {
+      // Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert.
+      claim: plv8.prepare(
+        "WITH claim AS (" +
+          " INSERT INTO txfn.invocations (idempotency_key, function, version, input, status, xid, snapshot," +
+          "   pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
+          " VALUES ($1, $2, COALESCE($3, (SELECT version FROM txfn.bundles WHERE active)), COALESCE($4::jsonb, 'null'::jsonb)," +
+          "   'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
+          "   $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
+          " ON CONFLICT (idempotency_key) DO NOTHING" +
+          " RETURNING id, version, isolation)" +
+          " SELECT id::text AS id, version, isolation," +
+          "   set_config('txfn.invocation_id', id::text, true) AS s1," +
+          "   set_config('txfn.bundle_version', version::text, true) AS s2" +
+          " FROM claim",
+        ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"],
+      ),
+      recorded: plv8.prepare(
+        "SELECT id::text AS id, function, status, input = COALESCE($2::jsonb, 'null'::jsonb) AS same_input," +
+          " txfn.envelope(i, true)::text AS envelope FROM txfn.invocations i WHERE idempotency_key = $1",
+        ["text", "text"],
+      ),
+      finish: plv8.prepare(
+        "UPDATE txfn.invocations i SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
+          " WHERE id = $1::int8 RETURNING txfn.envelope(i, false)::text AS envelope",
+        ["text", "text", "text", "text"],
+      ),
+      restoreId: plv8.prepare(
+        "SELECT set_config('txfn.invocation_id', $1, true), set_config('txfn.bundle_version', $2, true)",
+        ["text", "text"],
+      ),
+      readOnly: plv8.prepare("SELECT set_config('transaction_read_only', 'on', true)"),
+      bundle: plv8.prepare(
+        "SELECT code, (extract(epoch FROM deployed_at) * 1000)::float8 AS deployed_ms FROM txfn.bundles WHERE version = $1",
+        ["int4"],
+      ),
+      sourceMap: plv8.prepare("SELECT source_map FROM txfn.bundles WHERE version = $1", ["int4"]),
+    };
+    return plans;
+  }
+
+  /** ctx.query/ctx.execute: user SQL through a per-context plan cache (LRU, bounded). */
+  const USER_PLAN_LIMIT = 256;
+  const userPlans = new Map();
+  function runUserSql(sql, params) {
+    if (typeof sql !== "string") throw new TypeError("ctx.query/ctx.execute: sql must be a string");
+    const args = params === undefined ? [] : params;
+    if (!Array.isArray(args)) throw new TypeError("ctx.query/ctx.execute: params must be an array");
+    let plan = userPlans.get(sql);
+    if (plan === undefined) {
+      plan = plv8.prepare(sql);
+      if (userPlans.size >= USER_PLAN_LIMIT) {
+        const oldest = userPlans.keys().next().value;
+        userPlans.get(oldest).free();
+        userPlans.delete(oldest);
+      }
+    } else {
+      userPlans.delete(sql); // re-inserted below: most recently used last
+    }
+    userPlans.set(sql, plan);
+    return plan.execute(args);
+  }
+
+  // --- bundles: evaluated once per context and version ---------------------------------------
+
+  const BUNDLE_HEADER = "(function (module, exports, require) {\n";
+  const bundles = new Map(); // version → { functions: Map<name, descriptor>, names: Map<descriptor, name> }
+
+  function isDescriptor(v) {
+    return v !== null && typeof v === "object" && v.__txfn === "transaction" && typeof v.body === "function";
+  }
+
+  function loadBundle(version) {
+    const cached = bundles.get(version);
+    if (cached !== undefined) return cached;
+    const rows = preparedPlans().bundle.execute([version]);
+    if (rows.length === 0) throw sqlError(TXF_NO_BUNDLE, "txfn: bundle version " + version + " does not exist");
+    const row = rows[0];
+    const module = { exports: {} };
+    const require = (name) => {
+      throw new Error("txfn: require(" + JSON.stringify(name) + ") is not available inside the database");
+    };
+    // Top-level module code sees a clock pinned to the deploy time and a PRNG seeded by the
+    // version, so module state is the same in every context (replay depends on it).
+    withPin({ time: row.deployed_ms, random: makeRandom(version) }, () => {
+      const factory = (0, eval)(BUNDLE_HEADER + row.code + "\n})\n//# sourceURL=txfn-bundle-v" + version + ".js");
+      factory(module, module.exports, require);
+    });
+    const functions = new Map();
+    const names = new Map();
+    const modules = module.exports.modules || {};
+    for (const file of Object.keys(modules)) {
+      const ns = modules[file];
+      for (const name of Object.keys(ns)) {
+        const v = ns[name];
+        if (isDescriptor(v) && !functions.has(name)) {
+          functions.set(name, v);
+          names.set(v, name);
+        }
+      }
+    }
+    const loaded = { version, functions, names, sourceMap: undefined };
+    bundles.set(version, loaded);
+    return loaded;
+  }
+
+  // --- source maps: bundle positions → TypeScript file:line:col (error path only) ------------
+
+  const B64 = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  const B64_VALUE = {};
+  for (let i = 0; i < B64.length; i++) B64_VALUE[B64[i]] = i;
+
+  /** Decodes a source map v3 `mappings` string: per generated line, [genCol, src, line, col] sorted by genCol. */
+  function decodeMappings(mappings) {
+    const lines = [];
+    let src = 0, srcLine = 0, srcCol = 0;
+    for (const lineText of mappings.split(";")) {
+      const segments = [];
+      let genCol = 0;
+      if (lineText.length > 0) {
+        for (const seg of lineText.split(",")) {
+          const fields = [];
+          let value = 0, shift = 0;
+          for (let i = 0; i < seg.length; i++) {
+            const digit = B64_VALUE[seg[i]];
+            value += (digit & 31) << shift;
+            if (digit & 32) {
+              shift += 5;
+            } else {
+              fields.push(value & 1 ? -(value >>> 1) : value >>> 1);
+              value = 0;
+              shift = 0;
+            }
+          }
+          genCol += fields[0];
+          if (fields.length >= 4) {
+            src += fields[1];
+            srcLine += fields[2];
+            srcCol += fields[3];
+            segments.push([genCol, src, srcLine, srcCol]);
+          }
+        }
+      }
+      lines.push(segments);
+    }
+    return lines;
+  }
+
+  /** Maps a 1-based generated line/column to { source, line, column } (1-based), or null. */
+  function originalPosition(map, line, column) {
+    const segments = map.lines[line - 1];
+    if (!segments || segments.length === 0) return null;
+    let lo = 0, hi = segments.length - 1, found = -1;
+    while (lo <= hi) {
+      const mid = (lo + hi) >> 1;
+      if (segments[mid][0] <= column - 1) {
+        found = mid;
+        lo = mid + 1;
+      } else hi = mid - 1;
+    }
+    const s = segments[found === -1 ? 0 : found];
+    return { source: map.sources[s[1]], line: s[2] + 1, column: s[3] + 1 };
+  }
+
+  function sourceMapOf(bundle) {
+    if (bundle.sourceMap === undefined) {
+      bundle.sourceMap = null;
+      try {
+        const rows = preparedPlans().sourceMap.execute([bundle.version]);
+        const raw = rows.length > 0 && rows[0].source_map ? JSON.parse(rows[0].source_map) : null;
+        if (raw) bundle.sourceMap = { sources: raw.sources || [], lines: decodeMappings(raw.mappings || "") };
+      } catch (_e) {
+        bundle.sourceMap = null; // a broken map must not hide the user's error
+      }
+    }
+    return bundle.sourceMap;
+  }
+
+  const FRAME = /txfn-bundle-v(\d+)\.js:(\d+):(\d+)/g;
+
+  /** Rewrites bundle positions in a V8 stack to the TypeScript sources. */
+  function mapStack(stack) {
+    if (typeof stack !== "string") return undefined;
+    return stack.replace(FRAME, (whole, v, l, c) => {
+      const bundle = bundles.get(Number(v));
+      const map = bundle ? sourceMapOf(bundle) : null;
+      // Line 1 of the stored code is line 2 of the evaluated script (BUNDLE_HEADER).
+      const pos = map ? originalPosition(map, Number(l) - 1, Number(c)) : null;
+      return pos ? pos.source + ":" + pos.line + ":" + pos.column : whole;
+    });
+  }
+
+  /** The recorded form of an application error (README "Recorded errors"). */
+  function describeError(e) {
+    if (e === null || typeof e !== "object") {
+      return { name: "Error", message: String(e), thrown: e === undefined ? null : e };
+    }
+    const out = { name: String(e.name || (e.constructor && e.constructor.name) || "Error"), message: String(e.message) };
+    const fields = {
+      sqlerrcode: "sqlstate", detail: "detail", hint: "hint", schema_name: "schema", table_name: "table",
+      column_name: "column", constraint_name: "constraint", datatype_name: "datatype",
+    };
+    for (const k of Object.keys(fields)) if (e[k] !== undefined && e[k] !== null) out[fields[k]] = e[k];
+    const stack = mapStack(e.stack);
+    if (stack) out.stack = stack;
+    const data = {};
+    let hasData = false;
+    for (const k of Object.keys(e)) {
+      if (k in fields || k === "code" || k === "context" || k === "internalquery" || k === "message" || k === "name" || k === "stack") continue;
+      data[k] = e[k];
+      hasData = true;
+    }
+    if (hasData) out.data = JSON.parse(encode(data) || "{}");
+    return out;
+  }
+
+  // --- options (README "Invoke options"): the one place they are checked ----------------------
+
+  const OPTION_KEYS = ["version", "pinnedTime", "seed", "workflowId", "workflowStep"];
+
+  function parseOptions(text) {
+    const o = text === null || text === undefined ? {} : JSON.parse(text);
+    if (o === null || typeof o !== "object" || Array.isArray(o)) throw sqlError(TXF_BAD_OPTIONS, "txfn: options must be a JSON object");
+    const unknown = Object.keys(o).filter((k) => OPTION_KEYS.indexOf(k) < 0);
+    if (unknown.length) {
+      throw sqlError(TXF_BAD_OPTIONS, "txfn: unknown option(s) " + unknown.join(", ") + " (allowed: " + OPTION_KEYS.join(", ") + ")");
+    }
+    const bad = (k, what) => sqlError(TXF_BAD_OPTIONS, "txfn: option " + k + " must be " + what + ", got " + JSON.stringify(o[k]));
+    const isInt = (v, min, max) => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
+    const out = { version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null };
+    if (o.version !== undefined && o.version !== null) {
+      if (!isInt(o.version, 1, 2147483647)) throw bad("version", "a positive integer (a bundle version)");
+      out.version = o.version;
+    }
+    if (o.pinnedTime !== undefined && o.pinnedTime !== null) {
+      const t = typeof o.pinnedTime === "number" ? o.pinnedTime : typeof o.pinnedTime === "string" ? RealDate.parse(o.pinnedTime) : NaN;
+      if (!Number.isFinite(t)) throw bad("pinnedTime", "an ISO-8601 timestamp or epoch milliseconds");
+      out.pinnedTime = t;
+    }
+    if (o.seed !== undefined && o.seed !== null) {
+      if (!isInt(o.seed, 0, 4294967295)) throw bad("seed", "an integer in [0, 2^32)");
+      out.seed = o.seed;
+    }
+    if (o.workflowId !== undefined && o.workflowId !== null) {
+      if (typeof o.workflowId !== "string" || o.workflowId === "") throw bad("workflowId", "a non-empty string");
+      out.workflowId = o.workflowId;
+    }
+    if (o.workflowStep !== undefined && o.workflowStep !== null) {
+      if (!isInt(o.workflowStep, 0, 2147483647)) throw bad("workflowStep", "a non-negative integer");
+      out.workflowStep = o.workflowStep;
+    }
+    return out;
+  }
+
+  // --- the context handed to bodies ----------------------------------------------------------
+
+  const ISOLATION_RANK = { "read uncommitted": 0, "read committed": 0, "repeatable read": 1, serializable: 2 };
+
+  function checkIsolation(name, declared, actual) {
+    if (ISOLATION_RANK[actual] < ISOLATION_RANK[declared]) {
+      throw sqlError(
+        TXF_ISOLATION,
+        "txfn: function " + name + " needs isolation " + declared + " but the transaction runs at " + actual,
+        "run it at " + declared + ": SET default_transaction_isolation = '" + declared + "' (txfn's client does this), or BEGIN ISOLATION LEVEL " + declared.toUpperCase(),
+      );
+    }
+  }
+
+  function makeLog() {
+    const levels = { debug: g.DEBUG1, log: g.LOG, info: g.INFO, notice: g.NOTICE, warning: g.WARNING };
+    const emit = (level, args) => plv8.elog(level, ...args.map((a) => (typeof a === "string" ? a : encode(a) || String(a))));
+    const log = (...args) => emit(levels.notice, args);
+    for (const k of Object.keys(levels)) log[k] = (...args) => emit(levels[k], args);
+    return log;
+  }
+  const log = makeLog();
+
+  function makeContext(inv, functionName) {
+    return Object.freeze({
+      invocationId: inv.id,
+      idempotencyKey: inv.key,
+      workflowId: inv.workflowId,
+      workflowStep: inv.workflowStep,
+      functionName,
+      version: inv.bundle.version,
+      query(sql, params) {
+        const r = runUserSql(sql, params);
+        return Array.isArray(r) ? r : [];
+      },
+      execute(sql, params) {
+        const r = runUserSql(sql, params);
+        return Array.isArray(r) ? r.length : r;
+      },
+      call(fn, input) {
+        const name = typeof fn === "string" ? fn : inv.bundle.names.get(fn);
+        const target = name === undefined ? undefined : inv.bundle.functions.get(name);
+        if (target === undefined) {
+          throw new Error("ctx.call: " + (typeof fn === "string" ? "no function " + fn : "the function is not exported by bundle") + " in bundle version " + inv.bundle.version);
+        }
+        checkIsolation(name, target.options.isolation, inv.isolation);
+        return target.body(makeContext(inv, name), input);
+      },
+      log,
+    });
+  }
+
+  /**
+   * Runs `work` in a subtransaction (rule 4): returns { ok, value } or { ok: false, error }
+   * with the ORIGINAL thrown value (plv8.subtransaction rethrows a copy without sqlerrcode).
+   * A read-only body runs with transaction_read_only on and its subtransaction is then rolled
+   * back (it wrote nothing), which also ends the read-only setting.
+   */
+  const READ_ONLY_DONE = "txfn: read-only body done";
+  function runIsolated(work, readOnly) {
+    let outcome = null;
+    try {
+      plv8.subtransaction(() => {
+        if (readOnly) preparedPlans().readOnly.execute([]);
+        try {
+          outcome = { ok: true, value: work() };
+        } catch (e) {
+          outcome = { ok: false, error: e };
+          throw e;
+        }
+        if (readOnly) throw READ_ONLY_DONE;
+      });
+    } catch (e) {
+      if (outcome === null) throw e;
+    }
+    return outcome;
+  }
+
+  // --- txfn._invoke ---------------------------------------------------------------------------
+
+  let current = null; // the invocation running now (SQL-level nesting restores the outer one)
+
+  /**
+   * One invocation: claim the key, run the body pinned and isolated, record the outcome.
+   * Returns the envelope as JSON text; throws (unrecorded) for unknown functions, reused keys,
+   * bad options, isolation too weak and transient errors.
+   */
+  function invoke(fnName, inputText, key, optionsText) {
+    if (typeof fnName !== "string" || fnName === "") throw sqlError(TXF_FUNCTION_NOT_FOUND, "txfn: function name must be a non-empty string");
+    const options = parseOptions(optionsText);
+    const p = preparedPlans();
+    const time = options.pinnedTime !== null ? options.pinnedTime : realNow();
+    const seed = options.seed !== null ? options.seed : Math.floor(realRandom() * 4294967296);
+    const claimed = p.claim.execute([
+      key, fnName, options.version, inputText, new RealDate(time), seed, DETERMINISM_VERSION,
+      options.workflowId, options.workflowStep,
+    ]);
+    if (claimed.length === 0) return replay(fnName, inputText, key);
+
+    const row = claimed[0];
+    if (row.version === null) throw sqlError(TXF_NO_BUNDLE, "txfn: nothing is deployed (no active bundle)", "txfn deploy <dir>");
+    const bundle = loadBundle(row.version);
+    const fn = bundle.functions.get(fnName);
+    if (fn === undefined) {
+      throw sqlError(
+        TXF_FUNCTION_NOT_FOUND,
+        "txfn: no function " + JSON.stringify(fnName) + " in bundle version " + row.version,
+        "deployed functions: " + Array.from(bundle.functions.keys()).join(", "),
+      );
+    }
+    checkIsolation(fnName, fn.options.isolation, row.isolation);
+
+    const outer = current;
+    const inv = {
+      id: row.id, key: key === undefined ? null : key, workflowId: options.workflowId, workflowStep: options.workflowStep,
+      bundle, isolation: row.isolation,
+    };
+    current = inv;
+    let outcome;
+    try {
+      const input = inputText === null || inputText === undefined ? null : JSON.parse(inputText);
+      outcome = withPin({ time, random: makeRandom(seed) }, () =>
+        runIsolated(() => encode(fn.body(makeContext(inv, fnName), input)), fn.options.readOnly),
+      );
+    } finally {
+      current = outer;
+      if (outer !== null) p.restoreId.execute([outer.id, String(outer.bundle.version)]);
+    }
+    if (!outcome.ok && isTransient(outcome.error)) throw outcome.error; // rule 5: never recorded
+    const result = outcome.ok
+      ? p.finish.execute([row.id, "ok", outcome.value, null])
+      : p.finish.execute([row.id, "error", null, JSON.stringify(describeError(outcome.error), encodeReplacer)]);
+    return result[0].envelope;
+  }
+
+  /** Rules 2 and 7: the key was used before; return its recorded outcome or refuse. */
+  function replay(fnName, inputText, key) {
+    const rows = preparedPlans().recorded.execute([key, inputText]);
+    if (rows.length === 0) {
+      // The conflicting row vanished (its transaction rolled back): a retry will claim the key.
+      throw sqlError("40001", "txfn: idempotency key " + JSON.stringify(key) + " was released by a concurrent transaction; retry");
+    }
+    const r = rows[0];
+    if (r.function !== fnName) {
+      throw sqlError(TXF_KEY_REUSED, "txfn: idempotency key " + JSON.stringify(key) + " was used for function " + r.function + ", not " + fnName);
+    }
+    if (!r.same_input) {
+      throw sqlError(TXF_KEY_REUSED, "txfn: idempotency key " + JSON.stringify(key) + " was used for " + fnName + " with a different input");
+    }
+    if (r.status === "running") {
+      throw sqlError(TXF_REENTRANT, "txfn: invocation " + r.id + " with key " + JSON.stringify(key) + " is still running in this transaction (a call re-entered its own key)");
+    }
+    return r.envelope;
+  }
+
+  /** txfn._bundle_functions(version): loads a bundle as an invocation would; JSON of its functions. */
+  function bundleFunctions(version) {
+    const bundle = loadBundle(version);
+    const out = {};
+    for (const [name, fn] of bundle.functions) out[name] = { isolation: fn.options.isolation, readOnly: fn.options.readOnly };
+    return JSON.stringify(out);
+  }
+
+  return Object.freeze({
+    id: runtimeId,
+    invoke,
+    bundleFunctions,
+    // exposed for the unit tests of the pure parts (Node runs this file without a database)
+    _pure: { encode, makeRandom, decodeMappings, originalPosition, isTransient, packSqlstate, describeError, PinnedDate, withPin },
+  });
+})
