@@ -1,0 +1,212 @@
+/**
+ * Deploys, versions, rollback and the invocation log: the database side of the CLI.
+ *
+ * A deploy is ONE transaction: system schema and runtime brought up to date, the project's
+ * migrations, the new bundle row, a load of the bundle in the database's own V8 (every manifest
+ * function must be there), the SQL wrappers, and the switch of the active version. Anything that
+ * fails rolls all of it back, so the previous version stays active (DESIGN "Versioned deploys").
+ */
+import pg from "pg";
+import { dropStatements, wrapperStatements, type Bundle, type Manifest } from "../bundler/index.ts";
+import { ensureSystemSchema, migrateApp, type Log } from "../migrations/index.ts";
+
+export class DeployError extends Error {
+  override name = "DeployError";
+}
+
+export interface DeployResult {
+  version: number;
+  previous: number | null;
+  language: string;
+  migrations: string[];
+  functions: string[];
+}
+
+async function inTransaction<T>(url: string, body: (c: pg.Client) => Promise<T>): Promise<T> {
+  const client = new pg.Client({ connectionString: url, application_name: "txfn-deploy" });
+  await client.connect();
+  try {
+    await client.query("BEGIN");
+    try {
+      const out = await body(client);
+      await client.query("COMMIT");
+      return out;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    }
+  } finally {
+    await client.end();
+  }
+}
+
+async function activeVersion(c: pg.ClientBase): Promise<{ version: number; manifest: Manifest } | null> {
+  const r = await c.query<{ version: number; manifest: Manifest }>("SELECT version, manifest FROM txfn.bundles WHERE active");
+  return r.rows[0] ?? null;
+}
+
+/** Makes `version` the active one and its wrappers the app schema's; drops wrappers it lacks. */
+async function activate(c: pg.ClientBase, version: number, manifest: Manifest, previous: Manifest | null): Promise<void> {
+  for (const sql of dropStatements(previous, manifest)) await c.query(sql);
+  for (const sql of wrapperStatements(manifest, version)) await c.query(sql);
+  // Two statements: the partial unique index allows one active row at every moment.
+  await c.query("UPDATE txfn.bundles SET active = false WHERE active");
+  await c.query("UPDATE txfn.bundles SET active = true, activated_at = clock_timestamp() WHERE version = $1", [version]);
+}
+
+/**
+ * Deploys a built bundle to the database at `url`.
+ * @throws DeployError (the previous version stays active) naming the failing step.
+ */
+export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): Promise<DeployResult> {
+  return inTransaction(url, async (c) => {
+    const { language } = await step("bringing the txfn schema up to date", () => ensureSystemSchema(c, log));
+    const migrations = await step("applying the project's migrations", () => migrateApp(c, bundle.layout.migrationsDir, log));
+    const prior = await activeVersion(c);
+    const ins = await c.query<{ version: number }>(
+      "INSERT INTO txfn.bundles (code, source_map, manifest, app_schema, language, hash, size_bytes) " +
+        "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version",
+      [bundle.code, bundle.sourceMap, JSON.stringify(bundle.manifest), bundle.manifest.appSchema, language, bundle.hash, bundle.sizeBytes],
+    );
+    const version = ins.rows[0]!.version;
+    await step("loading the bundle in the database", async () => {
+      const r = await c.query<{ f: string }>("SELECT txfn._bundle_functions($1) AS f", [version]);
+      const loaded = Object.keys(JSON.parse(r.rows[0]!.f) as Record<string, unknown>);
+      const missing = Object.keys(bundle.manifest.functions).filter((f) => !loaded.includes(f));
+      if (missing.length) throw new Error(`the database's V8 does not see function(s) ${missing.join(", ")}`);
+    });
+    await step("creating the SQL wrappers", () => activate(c, version, bundle.manifest, prior?.manifest ?? null));
+    return { version, previous: prior?.version ?? null, language, migrations, functions: Object.keys(bundle.manifest.functions) };
+  });
+}
+
+async function step<T>(what: string, body: () => Promise<T>): Promise<T> {
+  try {
+    return await body();
+  } catch (err) {
+    const e = err as Error & { detail?: string; hint?: string };
+    const extra = [e.detail, e.hint].filter(Boolean).join("; ");
+    throw new DeployError(`deploy failed while ${what}: ${e.message}${extra ? ` (${extra})` : ""}; the previous version stays active`);
+  }
+}
+
+export interface VersionInfo {
+  version: number;
+  active: boolean;
+  deployedAt: Date;
+  activatedAt: Date | null;
+  deployedBy: string;
+  sizeBytes: number;
+  hash: string;
+  functions: string[];
+}
+
+/** Every deployed version, newest first. */
+export async function listVersions(url: string): Promise<VersionInfo[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const r = await client.query(
+      "SELECT version, active, deployed_at, activated_at, deployed_by, size_bytes, hash, " +
+        "ARRAY(SELECT jsonb_object_keys(manifest->'functions') ORDER BY 1) AS functions FROM txfn.bundles ORDER BY version DESC",
+    );
+    return r.rows.map((row) => ({
+      version: row.version,
+      active: row.active,
+      deployedAt: row.deployed_at,
+      activatedAt: row.activated_at,
+      deployedBy: row.deployed_by,
+      sizeBytes: row.size_bytes,
+      hash: row.hash,
+      functions: row.functions,
+    }));
+  } catch (err) {
+    if ((err as { code?: string }).code === "3F000" || (err as { code?: string }).code === "42P01") return [];
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * Activates `version` (default: the newest version older than the active one) and regenerates
+ * the wrappers. Application migrations are not undone.
+ * @returns the version now active and the one before.
+ */
+export async function rollback(url: string, version?: number): Promise<{ version: number; previous: number | null }> {
+  return inTransaction(url, async (c) => {
+    await c.query("SELECT pg_advisory_xact_lock(hashtext('txfn: schema and deploy'))");
+    const prior = await activeVersion(c).catch((e: { code?: string }) => {
+      if (e.code === "3F000" || e.code === "42P01") throw new DeployError("nothing has been deployed to this database");
+      throw e;
+    });
+    let target = version;
+    if (target === undefined) {
+      if (!prior) throw new DeployError("no active version to roll back from; name the version: txfn rollback <version>");
+      const r = await c.query<{ version: number }>("SELECT max(version) AS version FROM txfn.bundles WHERE version < $1", [prior.version]);
+      if (r.rows[0]?.version == null) throw new DeployError(`version ${prior.version} is the oldest; there is nothing to roll back to`);
+      target = r.rows[0].version;
+    }
+    const t = await c.query<{ manifest: Manifest }>("SELECT manifest FROM txfn.bundles WHERE version = $1", [target]);
+    if (!t.rows[0]) throw new DeployError(`no version ${target} (see txfn versions)`);
+    if (prior?.version === target) return { version: target, previous: prior.version };
+    await activate(c, target, t.rows[0].manifest, prior?.manifest ?? null);
+    return { version: target, previous: prior?.version ?? null };
+  });
+}
+
+export interface InvocationRow {
+  id: string;
+  idempotencyKey: string | null;
+  function: string;
+  version: number | null;
+  status: string;
+  input: unknown;
+  output: unknown;
+  error: unknown;
+  isolation: string;
+  workflowId: string | null;
+  workflowStep: number | null;
+  role: string;
+  startedAt: Date;
+  endedAt: Date | null;
+}
+
+/** Recorded invocations, newest first, optionally of one function and/or since a time. */
+export async function listInvocations(
+  url: string,
+  filter: { fn?: string; since?: Date; limit?: number } = {},
+): Promise<InvocationRow[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const r = await client.query(
+      "SELECT id::text, idempotency_key, function, version, status, input, output, error, isolation, workflow_id, " +
+        "workflow_step, role, started_at, ended_at FROM txfn.invocations " +
+        "WHERE ($1::text IS NULL OR function = $1) AND ($2::timestamptz IS NULL OR started_at >= $2) " +
+        "ORDER BY started_at DESC, id DESC LIMIT $3",
+      [filter.fn ?? null, filter.since ?? null, filter.limit ?? 100],
+    );
+    return r.rows.map((row) => ({
+      id: row.id,
+      idempotencyKey: row.idempotency_key,
+      function: row.function,
+      version: row.version,
+      status: row.status,
+      input: row.input,
+      output: row.output,
+      error: row.error,
+      isolation: row.isolation,
+      workflowId: row.workflow_id,
+      workflowStep: row.workflow_step,
+      role: row.role,
+      startedAt: row.started_at,
+      endedAt: row.ended_at,
+    }));
+  } catch (err) {
+    if ((err as { code?: string }).code === "3F000" || (err as { code?: string }).code === "42P01") return [];
+    throw err;
+  } finally {
+    await client.end();
+  }
+}
