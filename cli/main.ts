@@ -1,6 +1,8 @@
 /** The `txfn` command line: one registration per command group (cli/commands/*.ts). */
 import { Command, CommanderError } from "commander";
 import { registerDbCommands } from "./commands/db.ts";
+import { registerDeployCommands } from "./commands/deploy.ts";
+import { registerInvokeCommands } from "./commands/invoke.ts";
 import { CliError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
 
@@ -16,6 +18,8 @@ export function buildProgram(): Command {
     .showHelpAfterError()
     .exitOverride();
   registerDbCommands(program);
+  registerDeployCommands(program);
+  registerInvokeCommands(program);
   return program;
 }
 
