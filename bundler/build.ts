@@ -154,7 +154,7 @@ function refuseBuiltins(meta: esbuild.Metafile, root: string): void {
   for (const [file, input] of Object.entries(meta.inputs)) {
     for (const imp of input.imports) {
       if (imp.external && BUILTINS.has(imp.path)) {
-        const chain = [...importChain(meta, file), imp.path].map((p) => (p === ENTRY ? "(project)" : displayPath(p, root)));
+        const chain = [...importChain(meta, file), imp.path].filter((p) => !p.endsWith(ENTRY)).map((p) => displayPath(p, root));
         problems.push(`  ${imp.path}: ${chain.join(" -> ")}`);
       }
     }
@@ -169,7 +169,8 @@ function refuseBuiltins(meta: esbuild.Metafile, root: string): void {
 /** Shortest import chain from the entry to `target` (breadth-first over the metafile). */
 function importChain(meta: esbuild.Metafile, target: string): string[] {
   const prev = new Map<string, string>();
-  const queue = [ENTRY];
+  const entry = Object.keys(meta.inputs).find((p) => p.endsWith(ENTRY)) ?? ENTRY;
+  const queue = [entry];
   const seen = new Set(queue);
   while (queue.length) {
     const cur = queue.shift()!;
