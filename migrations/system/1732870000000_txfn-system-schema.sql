@@ -58,11 +58,14 @@ CREATE INDEX invocations_workflow ON txfn.invocations (workflow_id, workflow_ste
 
 -- The role a non-superuser caller (the proxy, an app) needs: GRANT txfn_invoker TO <login role>.
 -- Application tables are the application's to grant (the reference app grants its own).
+-- Roles are cluster-wide: another database may have created it (or be creating it right now).
 DO $$
 BEGIN
   IF NOT EXISTS (SELECT FROM pg_roles WHERE rolname = 'txfn_invoker') THEN
     CREATE ROLE txfn_invoker NOLOGIN;
   END IF;
+EXCEPTION WHEN duplicate_object OR unique_violation THEN
+  NULL;
 END
 $$;
 GRANT USAGE ON SCHEMA txfn TO txfn_invoker;

@@ -1,0 +1,227 @@
+/**
+ * bench/invoke: throughput and p50/p99 latency of the reference reserveInventory function
+ * (3 items, a select-for-update and an update each, idempotency recorded) called through SQL
+ * from a pool, at concurrency 1, 4 and 8, against two baselines measured in the same run:
+ *
+ *   (a) plpgsql — a hand-written PL/pgSQL function doing the same SQL, no recording (the limit);
+ *   (b) node-pg — the same logic in Node: BEGIN, 3 × (select, update), idempotency row, COMMIT.
+ *
+ * All variants run at SERIALIZABLE (the function's declared level), retry 40001/40P01, order
+ * their SKUs (no deadlocks), and alternate round by round so autovacuum and the noisy 2-core
+ * machine hit all of them alike; the median round is reported with the spread. The client's
+ * CPU share is printed: client and server share the cores.
+ *
+ * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000]
+ * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
+ */
+import { randomUUID } from "node:crypto";
+import { mkdirSync, writeFileSync } from "node:fs";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { build } from "../../bundler/index.ts";
+import { deploy } from "../../client/index.ts";
+import { databaseUrl } from "../../db/connection.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "5" },
+    rounds: { type: "string", default: "3" },
+    skus: { type: "string", default: "10000" },
+    concurrency: { type: "string", default: "1,4,8" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
+const SKUS = Number(args.skus);
+const LEVELS = args.concurrency.split(",").map(Number);
+const DB = "txfn_bench_invoke";
+
+type Variant = "txfn" | "plpgsql" | "node-pg";
+const VARIANTS: Variant[] = ["txfn", "plpgsql", "node-pg"];
+
+const PLPGSQL = `
+CREATE OR REPLACE FUNCTION bench.reserve_plpgsql(orderv jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE it jsonb; s integer;
+BEGIN
+  FOR it IN SELECT * FROM jsonb_array_elements(orderv->'items') LOOP
+    SELECT stock INTO s FROM shop.inventory WHERE sku = it->>'sku' FOR UPDATE;
+    IF s IS NULL OR s < (it->>'qty')::int THEN RAISE EXCEPTION 'out of stock: %', it->>'sku'; END IF;
+    UPDATE shop.inventory SET stock = stock - (it->>'qty')::int WHERE sku = it->>'sku';
+  END LOOP;
+  RETURN jsonb_build_object('orderId', orderv->>'orderId', 'reserved', true);
+END $$`;
+
+function order(): { orderId: string; items: { sku: string; qty: number }[] } {
+  const picked = new Set<number>();
+  while (picked.size < 3) picked.add(1 + Math.floor(Math.random() * SKUS));
+  const items = [...picked].sort((a, b) => a - b).map((n) => ({ sku: `sku-${String(n).padStart(3, "0")}`, qty: 1 }));
+  return { orderId: randomUUID(), items };
+}
+
+const TRANSIENT = new Set(["40001", "40P01"]);
+
+/** One call of a variant on a connection; returns the number of retries it needed. */
+async function call(variant: Variant, c: pg.PoolClient): Promise<number> {
+  const o = order();
+  for (let retries = 0; ; retries++) {
+    try {
+      if (variant === "txfn") {
+        const r = await c.query({ name: "txfn", text: "SELECT app.reserve_inventory($1::jsonb, $2) AS r", values: [JSON.stringify(o), o.orderId] });
+        if (!r.rows[0].r.output) throw new Error(`txfn returned ${JSON.stringify(r.rows[0].r)}`);
+      } else if (variant === "plpgsql") {
+        await c.query({ name: "plpgsql", text: "SELECT bench.reserve_plpgsql($1::jsonb) AS r", values: [JSON.stringify(o)] });
+      } else {
+        await c.query("BEGIN");
+        try {
+          for (const it of o.items) {
+            const s = await c.query({ name: "sel", text: "SELECT stock FROM shop.inventory WHERE sku = $1 FOR UPDATE", values: [it.sku] });
+            if (!s.rows[0] || s.rows[0].stock < it.qty) throw new Error(`out of stock: ${it.sku}`);
+            await c.query({ name: "upd", text: "UPDATE shop.inventory SET stock = stock - $1 WHERE sku = $2", values: [it.qty, it.sku] });
+          }
+          await c.query({
+            name: "idem",
+            text: "INSERT INTO bench.node_idempotency (key, output) VALUES ($1, $2)",
+            values: [o.orderId, JSON.stringify({ orderId: o.orderId, reserved: true })],
+          });
+          await c.query("COMMIT");
+        } catch (err) {
+          await c.query("ROLLBACK");
+          throw err;
+        }
+      }
+      return retries;
+    } catch (err) {
+      if (!TRANSIENT.has((err as { code?: string }).code ?? "") || retries > 100) throw err;
+    }
+  }
+}
+
+interface Round {
+  variant: Variant;
+  concurrency: number;
+  tps: number;
+  p50: number;
+  p99: number;
+  retries: number;
+  clientCpu: number; // client CPU time / wall time (1.0 = one core)
+}
+
+async function round(pool: pg.Pool, variant: Variant, concurrency: number): Promise<Round> {
+  const conns = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));
+  try {
+    for (const c of conns) await call(variant, c); // warm: plans, V8 context, bundle
+    const latencies: number[] = [];
+    let retries = 0;
+    const cpu0 = process.cpuUsage();
+    const t0 = performance.now();
+    const end = t0 + SECONDS * 1000;
+    await Promise.all(
+      conns.map(async (c) => {
+        while (performance.now() < end) {
+          const s = performance.now();
+          retries += await call(variant, c);
+          latencies.push(performance.now() - s);
+        }
+      }),
+    );
+    const wall = performance.now() - t0;
+    const cpu = process.cpuUsage(cpu0);
+    latencies.sort((a, b) => a - b);
+    const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+    return { variant, concurrency, tps: (latencies.length / wall) * 1000, p50: q(0.5), p99: q(0.99), retries, clientCpu: (cpu.user + cpu.system) / 1000 / wall };
+  } finally {
+    for (const c of conns) c.release();
+  }
+}
+
+function median(xs: number[]): number {
+  const s = [...xs].sort((a, b) => a - b);
+  return s[Math.floor(s.length / 2)]!;
+}
+
+async function main(): Promise<void> {
+  const base = await databaseUrl({ log: (m) => console.error(m) });
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  const url = new URL(base);
+  url.pathname = `/${DB}`;
+  try {
+    const deployed = await deploy(url.toString(), await build("functions", { schemas: false }));
+    const setup = new pg.Client({ connectionString: url.toString() });
+    await setup.connect();
+    await setup.query("CREATE SCHEMA bench");
+    await setup.query(PLPGSQL);
+    await setup.query("CREATE TABLE bench.node_idempotency (key text PRIMARY KEY, output jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
+    await setup.query(
+      "INSERT INTO shop.inventory SELECT 'sku-' || lpad(g::text, 3, '0'), 1000000 FROM generate_series(101, $1::int) g ON CONFLICT DO NOTHING",
+      [SKUS],
+    );
+    await setup.query("VACUUM ANALYZE shop.inventory");
+    const [{ server_version }] = (await setup.query("SHOW server_version")).rows;
+    await setup.end();
+
+    const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-invoke" });
+    pool.on("connect", (c) => void c.query("SET default_transaction_isolation = 'serializable'"));
+    console.log(
+      `bench/invoke: PostgreSQL ${server_version}, bundle v${deployed.version} on ${deployed.language}, ${SKUS} SKUs, 3 items/order, ` +
+        `SERIALIZABLE, ${ROUNDS} rounds × ${SECONDS}s per variant and concurrency (variants alternate)`,
+    );
+    const results: Round[] = [];
+    for (let r = 0; r < ROUNDS; r++) {
+      for (const c of LEVELS) {
+        for (const v of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
+          const res = await round(pool, v, c);
+          results.push(res);
+          console.error(`  round ${r + 1} c=${c} ${v.padEnd(8)} ${res.tps.toFixed(0).padStart(6)} tps  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  retries ${res.retries}  client CPU ${(res.clientCpu * 100).toFixed(0)}%`);
+        }
+      }
+    }
+    await pool.end();
+
+    const summary: Record<string, Record<number, { tps: number; min: number; max: number; p50: number; p99: number; clientCpu: number; retries: number }>> = {};
+    console.log("\nvariant    conc   tps (median, [min–max])      p50 ms   p99 ms   client CPU   retries");
+    for (const v of VARIANTS) {
+      summary[v] = {};
+      for (const c of LEVELS) {
+        const rs = results.filter((x) => x.variant === v && x.concurrency === c);
+        const s = {
+          tps: median(rs.map((x) => x.tps)),
+          min: Math.min(...rs.map((x) => x.tps)),
+          max: Math.max(...rs.map((x) => x.tps)),
+          p50: median(rs.map((x) => x.p50)),
+          p99: median(rs.map((x) => x.p99)),
+          clientCpu: median(rs.map((x) => x.clientCpu)),
+          retries: rs.reduce((a, x) => a + x.retries, 0),
+        };
+        summary[v]![c] = s;
+        console.log(
+          `${v.padEnd(10)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(44) +
+            `${s.p50.toFixed(2).padStart(7)}  ${s.p99.toFixed(2).padStart(7)}   ${(s.clientCpu * 100).toFixed(0).padStart(5)}% of a core  ${s.retries}`,
+        );
+      }
+    }
+    console.log("\nratios (txfn / baseline, median tps):");
+    const ratios: Record<string, number> = {};
+    for (const c of LEVELS) {
+      const t = summary.txfn![c]!.tps;
+      const a = t / summary.plpgsql![c]!.tps;
+      const b = t / summary["node-pg"]![c]!.tps;
+      ratios[`plpgsql_c${c}`] = a;
+      ratios[`nodepg_c${c}`] = b;
+      const target = c === 8 ? `   (targets at c=8: ≥ 0.75 and ≥ 2.0: ${a >= 0.75 ? "met" : "NOT met"}, ${b >= 2 ? "met" : "NOT met"})` : "";
+      console.log(`  c=${c}: vs PL/pgSQL ${a.toFixed(2)}×, vs node-pg ${b.toFixed(2)}×${target}`);
+    }
+    mkdirSync("bench/results", { recursive: true });
+    const file = `bench/results/invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
+    writeFileSync(file, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, skus: SKUS, results, summary, ratios }, null, 2));
+    console.log(`\nraw rounds: ${file}`);
+  } finally {
+    if (!args.keep) await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+await main();
