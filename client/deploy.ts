@@ -20,6 +20,8 @@ export interface DeployResult {
   language: string;
   migrations: string[];
   functions: string[];
+  /** true when the active version already had this exact code and manifest (no new version). */
+  unchanged: boolean;
 }
 
 async function inTransaction<T>(url: string, body: (c: pg.Client) => Promise<T>): Promise<T> {
@@ -40,8 +42,18 @@ async function inTransaction<T>(url: string, body: (c: pg.Client) => Promise<T>)
   }
 }
 
-async function activeVersion(c: pg.ClientBase): Promise<{ version: number; manifest: Manifest } | null> {
-  const r = await c.query<{ version: number; manifest: Manifest }>("SELECT version, manifest FROM txfn.bundles WHERE active");
+interface Active {
+  version: number;
+  manifest: Manifest;
+  /** The active bundle has this code (by hash) and manifest (jsonb equality). */
+  same: boolean;
+}
+
+async function activeVersion(c: pg.ClientBase, candidate?: Bundle): Promise<Active | null> {
+  const r = await c.query<Active>(
+    "SELECT version, manifest, (hash = $1 AND manifest = $2::jsonb) IS TRUE AS same FROM txfn.bundles WHERE active",
+    [candidate?.hash ?? null, candidate ? JSON.stringify(candidate.manifest) : null],
+  );
   return r.rows[0] ?? null;
 }
 
@@ -62,7 +74,11 @@ export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): 
   return inTransaction(url, async (c) => {
     const { language } = await step("bringing the txfn schema up to date", () => ensureSystemSchema(c, log));
     const migrations = await step("applying the project's migrations", () => migrateApp(c, bundle.layout.migrationsDir, log));
-    const prior = await activeVersion(c);
+    const prior = await activeVersion(c, bundle);
+    const functions = Object.keys(bundle.manifest.functions);
+    if (prior?.same) {
+      return { version: prior.version, previous: prior.version, language, migrations, functions, unchanged: true };
+    }
     const ins = await c.query<{ version: number }>(
       "INSERT INTO txfn.bundles (code, source_map, manifest, app_schema, language, hash, size_bytes) " +
         "VALUES ($1, $2, $3, $4, $5, $6, $7) RETURNING version",
@@ -76,7 +92,7 @@ export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): 
       if (missing.length) throw new Error(`the database's V8 does not see function(s) ${missing.join(", ")}`);
     });
     await step("creating the SQL wrappers", () => activate(c, version, bundle.manifest, prior?.manifest ?? null));
-    return { version, previous: prior?.version ?? null, language, migrations, functions: Object.keys(bundle.manifest.functions) };
+    return { version, previous: prior?.version ?? null, language, migrations, functions, unchanged: false };
   });
 }
 

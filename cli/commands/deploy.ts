@@ -72,7 +72,8 @@ export function registerDeployCommands(program: Command): void {
     try {
       const r = await deploy(url, b, (m) => console.error(m));
       for (const m of r.migrations) console.log(`migrated: ${m}`);
-      console.log(`deployed version ${r.version} (${r.language}; previous ${r.previous ?? "none"}): ${r.functions.join(", ")}`);
+      if (r.unchanged) console.log(`unchanged: version ${r.version} is active with this exact bundle (${r.functions.join(", ")})`);
+      else console.log(`deployed version ${r.version} (${r.language}; previous ${r.previous ?? "none"}): ${r.functions.join(", ")}`);
     } catch (err) {
       if (err instanceof DeployError || err instanceof MigrationError) throw new CliError(err.message);
       throw err;
