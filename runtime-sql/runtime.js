@@ -206,6 +206,7 @@
 
   const BUNDLE_HEADER = "(function (module, exports, require) {\n";
   const bundles = new Map(); // version → { functions: Map<name, descriptor>, names: Map<descriptor, name> }
+  const BUNDLE_CACHE_LIMIT = 8; // versions kept evaluated per context (oldest loaded is dropped)
 
   function isDescriptor(v) {
     return v !== null && typeof v === "object" && v.__txfn === "transaction" && typeof v.body === "function";
@@ -241,6 +242,7 @@
       }
     }
     const loaded = { version, functions, names, sourceMap: undefined };
+    if (bundles.size >= BUNDLE_CACHE_LIMIT) bundles.delete(bundles.keys().next().value);
     bundles.set(version, loaded);
     return loaded;
   }
@@ -331,23 +333,27 @@
     });
   }
 
+  /** Properties plv8/txv8 put on SQL errors → names in the recorded error. */
+  const SQL_ERROR_FIELDS = {
+    sqlerrcode: "sqlstate", condition_name: "condition", detail: "detail", hint: "hint", schema_name: "schema",
+    table_name: "table", column_name: "column", constraint_name: "constraint", datatype_name: "datatype",
+  };
+  /** Own properties that are not the error's data. */
+  const NOT_DATA = ["code", "context", "internalquery", "internalpos", "message", "name", "stack"];
+
   /** The recorded form of an application error (README "Recorded errors"). */
   function describeError(e) {
     if (e === null || typeof e !== "object") {
       return { name: "Error", message: String(e), thrown: e === undefined ? null : e };
     }
     const out = { name: String(e.name || (e.constructor && e.constructor.name) || "Error"), message: String(e.message) };
-    const fields = {
-      sqlerrcode: "sqlstate", detail: "detail", hint: "hint", schema_name: "schema", table_name: "table",
-      column_name: "column", constraint_name: "constraint", datatype_name: "datatype",
-    };
-    for (const k of Object.keys(fields)) if (e[k] !== undefined && e[k] !== null) out[fields[k]] = e[k];
+    for (const k of Object.keys(SQL_ERROR_FIELDS)) if (e[k] !== undefined && e[k] !== null) out[SQL_ERROR_FIELDS[k]] = e[k];
     const stack = mapStack(e.stack);
     if (stack) out.stack = stack;
     const data = {};
     let hasData = false;
     for (const k of Object.keys(e)) {
-      if (k in fields || k === "code" || k === "context" || k === "internalquery" || k === "message" || k === "name" || k === "stack") continue;
+      if (k in SQL_ERROR_FIELDS || NOT_DATA.indexOf(k) >= 0) continue;
       data[k] = e[k];
       hasData = true;
     }
