@@ -19,7 +19,7 @@ export interface TransactionOptions {
    * "replay not guaranteed".
    */
   isolation?: IsolationLevel;
-  /** The body only reads: it runs with `transaction_read_only` on (writes fail with 25006). */
+  /** The body only reads: it runs with `transaction_read_only` on (writes fail with 25006, recorded). */
   readOnly?: boolean;
 }
 

@@ -149,6 +149,11 @@ export async function installRuntime(client: pg.ClientBase, language: JsLanguage
     `CREATE OR REPLACE FUNCTION txfn._bundle_functions(version integer) RETURNS text ` +
       `LANGUAGE ${lang} VOLATILE AS ${client.escapeLiteral(runtimeFunctionBody(id, "bundleFunctions(version)"))}`,
   );
+  // readOnly bodies run inside this call (see runReadOnly in runtime.js).
+  await client.query(
+    `CREATE OR REPLACE FUNCTION txfn._read_only_call() RETURNS text LANGUAGE ${lang} VOLATILE ` +
+      `SET transaction_read_only = on AS ${client.escapeLiteral(runtimeFunctionBody(id, "runPendingReadOnly()"))}`,
+  );
   await client.query(readFileSync(RUNTIME_SQL, "utf8"));
   await client.query(`COMMENT ON FUNCTION txfn._invoke(text, text, text, text) IS ${client.escapeLiteral(marker)}`);
   return true;

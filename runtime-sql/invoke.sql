@@ -22,5 +22,5 @@ RETURNS jsonb LANGUAGE sql VOLATILE AS $$
   SELECT txfn._invoke(fn, input::text, idempotency_key, options::text)::jsonb
 $$;
 
-GRANT EXECUTE ON FUNCTION txfn.invoke(text, jsonb, text, jsonb), txfn._invoke(text, text, text, text),
+GRANT EXECUTE ON FUNCTION txfn.invoke(text, jsonb, text, jsonb), txfn._invoke(text, text, text, text), txfn._read_only_call(),
   txfn.envelope(txfn.invocations, boolean) TO txfn_invoker;

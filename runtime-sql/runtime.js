@@ -170,7 +170,7 @@
         "SELECT set_config('txfn.invocation_id', $1, true), set_config('txfn.bundle_version', $2, true)",
         ["text", "text"],
       ),
-      readOnly: plv8.prepare("SELECT set_config('transaction_read_only', 'on', true)"),
+      readOnly: plv8.prepare("SELECT txfn._read_only_call()"),
       bundle: plv8.prepare(
         "SELECT code, (extract(epoch FROM deployed_at) * 1000)::float8 AS deployed_ms FROM txfn.bundles WHERE version = $1",
         ["int4"],
@@ -453,28 +453,61 @@
 
   /**
    * Runs `work` in a subtransaction (rule 4): returns { ok, value } or { ok: false, error }
-   * with the ORIGINAL thrown value (plv8.subtransaction rethrows a copy without sqlerrcode).
-   * A read-only body runs with transaction_read_only on and its subtransaction is then rolled
-   * back (it wrote nothing), which also ends the read-only setting.
+   * with the ORIGINAL thrown value (plv8.subtransaction may rethrow a copy without sqlerrcode).
    */
-  const READ_ONLY_DONE = "txfn: read-only body done";
-  function runIsolated(work, readOnly) {
+  function runIsolated(work) {
     let outcome = null;
     try {
       plv8.subtransaction(() => {
-        if (readOnly) preparedPlans().readOnly.execute([]);
         try {
           outcome = { ok: true, value: work() };
         } catch (e) {
           outcome = { ok: false, error: e };
           throw e;
         }
-        if (readOnly) throw READ_ONLY_DONE;
       });
     } catch (e) {
       if (outcome === null) throw e;
     }
     return outcome;
+  }
+
+  /**
+   * readOnly bodies run inside `txfn._read_only_call()`, an SQL function declared with
+   * `SET transaction_read_only = on`: PostgreSQL restores XactReadOnly at the end of every
+   * subtransaction, so a SET LOCAL through plv8.execute (which runs in its own subtransaction)
+   * would not last; a function-level SET lasts exactly as long as the call. The callee runs in
+   * this same JS context and picks up `readOnlyWork`.
+   */
+  let readOnlyWork = null;
+  let readOnlyOutcome = null;
+  function runReadOnly(work) {
+    readOnlyWork = work;
+    readOnlyOutcome = null;
+    try {
+      preparedPlans().readOnly.execute([]);
+    } finally {
+      readOnlyWork = null;
+    }
+    const o = readOnlyOutcome;
+    readOnlyOutcome = null;
+    if (o === null) throw new Error("txfn: the read-only call did not run");
+    if (!o.ok) throw o.error;
+    return o.value;
+  }
+
+  /** Body of txfn._read_only_call(): runs the pending read-only work, keeping its outcome. */
+  function runPendingReadOnly() {
+    const work = readOnlyWork;
+    readOnlyWork = null;
+    if (work === null) throw new Error("txfn._read_only_call() is internal to txfn.invoke");
+    try {
+      readOnlyOutcome = { ok: true, value: work() };
+    } catch (e) {
+      if (isTransient(e)) throw e; // must fail the statement, not be kept as an outcome
+      readOnlyOutcome = { ok: false, error: e };
+    }
+    return null;
   }
 
   // --- txfn._invoke ---------------------------------------------------------------------------
@@ -520,9 +553,8 @@
     let outcome;
     try {
       const input = inputText === null || inputText === undefined ? null : JSON.parse(inputText);
-      outcome = withPin({ time, random: makeRandom(seed) }, () =>
-        runIsolated(() => encode(fn.body(makeContext(inv, fnName), input)), fn.options.readOnly),
-      );
+      const run = () => encode(fn.body(makeContext(inv, fnName), input));
+      outcome = withPin({ time, random: makeRandom(seed) }, () => runIsolated(fn.options.readOnly ? () => runReadOnly(run) : run));
     } finally {
       current = outer;
       if (outer !== null) p.restoreId.execute([outer.id, String(outer.bundle.version)]);
@@ -566,6 +598,7 @@
     id: runtimeId,
     invoke,
     bundleFunctions,
+    runPendingReadOnly,
     // exposed for the unit tests of the pure parts (Node runs this file without a database)
     _pure: { encode, makeRandom, decodeMappings, originalPosition, isTransient, packSqlstate, describeError, PinnedDate, withPin },
   });
