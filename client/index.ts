@@ -8,6 +8,7 @@ export {
   RetriesExhaustedError,
   TXF,
   TxfnError,
+  isConnectionError,
   isTransientError,
   type RecordedError,
 } from "./errors.ts";
