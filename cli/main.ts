@@ -3,6 +3,8 @@ import { Command, CommanderError } from "commander";
 import { registerDbCommands } from "./commands/db.ts";
 import { registerDeployCommands } from "./commands/deploy.ts";
 import { registerInvokeCommands } from "./commands/invoke.ts";
+import { registerServeCommands } from "./commands/serve.ts";
+import { registerTokenCommands } from "./commands/token.ts";
 import { CliError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
 
@@ -20,6 +22,8 @@ export function buildProgram(): Command {
   registerDbCommands(program);
   registerDeployCommands(program);
   registerInvokeCommands(program);
+  registerServeCommands(program);
+  registerTokenCommands(program);
   return program;
 }
 

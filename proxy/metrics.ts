@@ -1,0 +1,83 @@
+/**
+ * The proxy's Prometheus metrics (prom-client, one registry per server so several servers can
+ * live in one process): requests by route, method and status; a latency histogram; the pool's
+ * connections in use, idle and waiting; invocations by outcome; retries; and prom-client's
+ * default process metrics (CPU, memory, event-loop lag).
+ */
+import type pg from "pg";
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
+
+export class ProxyMetrics {
+  readonly registry = new Registry();
+  private readonly requests: Counter<"route" | "method" | "status">;
+  private readonly duration: Histogram<"route" | "method">;
+  private readonly invocations: Counter<"outcome" | "replayed">;
+  private readonly retries: Counter;
+
+  constructor(pool: pg.Pool, poolMax: number) {
+    const registers = [this.registry];
+    this.requests = new Counter({
+      name: "txfn_http_requests_total",
+      help: "HTTP requests answered, by route pattern, method and status",
+      labelNames: ["route", "method", "status"],
+      registers,
+    });
+    this.duration = new Histogram({
+      name: "txfn_http_request_duration_seconds",
+      help: "Time from receiving a request to sending its response, seconds",
+      labelNames: ["route", "method"],
+      buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers,
+    });
+    this.invocations = new Counter({
+      name: "txfn_invocations_total",
+      help: "Invocations answered, by outcome (ok = output, error = recorded application error) and replayed (same key again)",
+      labelNames: ["outcome", "replayed"],
+      registers,
+    });
+    this.retries = new Counter({
+      name: "txfn_invoke_retries_total",
+      help: "Retries of transient database errors (serialization failures, deadlocks, lost connections)",
+      registers,
+    });
+    new Gauge({
+      name: "txfn_pool_connections",
+      help: "Database connections of the pool, by state (in_use, idle)",
+      labelNames: ["state"],
+      registers,
+      collect() {
+        this.set({ state: "in_use" }, pool.totalCount - pool.idleCount);
+        this.set({ state: "idle" }, pool.idleCount);
+      },
+    });
+    new Gauge({
+      name: "txfn_pool_waiting",
+      help: "Requests waiting for a free database connection",
+      registers,
+      collect() {
+        this.set(pool.waitingCount);
+      },
+    });
+    new Gauge({ name: "txfn_pool_max", help: "Configured pool size", registers }).set(poolMax);
+    collectDefaultMetrics({ register: this.registry });
+  }
+
+  /** Counts one answered request; `route` is the route pattern (e.g. /v1/functions/:name). */
+  request(route: string, method: string, status: number, seconds: number): void {
+    this.requests.inc({ route, method, status: String(status) });
+    this.duration.observe({ route, method }, seconds);
+  }
+
+  invocation(ok: boolean, replayed: boolean): void {
+    this.invocations.inc({ outcome: ok ? "ok" : "error", replayed: String(replayed) });
+  }
+
+  retry(): void {
+    this.retries.inc();
+  }
+
+  /** The text exposition format and its content type. */
+  async render(): Promise<{ contentType: string; body: string }> {
+    return { contentType: this.registry.contentType, body: await this.registry.metrics() };
+  }
+}
