@@ -1,0 +1,191 @@
+/**
+ * bench/http: the reference reserveInventory function (3 items, a select-for-update and an
+ * update each, idempotency recorded, SERIALIZABLE) through `txfn serve` under 50 HTTP
+ * connections, against calling txfn.invoke directly over pg from 50 callers on a pool of the
+ * same size, in the same run. Target: HTTP ≥ 0.7× direct SQL throughput.
+ *
+ * Three processes besides PostgreSQL: this orchestrator (idle while measuring), `txfn serve`
+ * (a child, kept warm across rounds), and the load generator (bench/http/load.ts, a fresh child
+ * per round: autocannon for HTTP, node-pg for direct). Variants alternate round by round; the
+ * median round is reported with the spread. Client and server share the machine's cores, so the
+ * CPU of the load generator and of the proxy are printed (share of one core and of the machine).
+ *
+ * Usage: npm run bench:http [-- --seconds 10 --rounds 3 --connections 50 --pool 8 --log-level warn]
+ * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_http.
+ */
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { cpus } from "node:os";
+import { fileURLToPath } from "node:url";
+import { parseArgs } from "node:util";
+import pg from "pg";
+import { build } from "../../bundler/index.ts";
+import { deploy } from "../../client/index.ts";
+import { databaseUrl } from "../../db/connection.ts";
+import { createToken, provisionInvokerRole } from "../../proxy/index.ts";
+
+const { values: args } = parseArgs({
+  options: {
+    seconds: { type: "string", default: "10" },
+    rounds: { type: "string", default: "3" },
+    connections: { type: "string", default: "50" },
+    pool: { type: "string", default: "8" },
+    skus: { type: "string", default: "10000" },
+    "log-level": { type: "string", default: "warn" },
+    keep: { type: "boolean", default: false },
+  },
+});
+const SECONDS = Number(args.seconds);
+const ROUNDS = Number(args.rounds);
+const DB = "txfn_bench_http";
+const ROLE = "txfn_bench_proxy";
+const root = (p: string) => fileURLToPath(new URL(`../../${p}`, import.meta.url));
+const TICKS = Number(spawnSync("getconf", ["CLK_TCK"], { encoding: "utf8" }).stdout.trim()) || 100;
+
+type Variant = "direct" | "http";
+interface Round {
+  variant: Variant;
+  tps: number;
+  p50: number;
+  p99: number;
+  ok: number;
+  other: Record<string, number>;
+  /** CPU of the load generator / wall time (1.0 = one core). */
+  clientCpu: number;
+  /** CPU of the proxy process / wall time (http only). */
+  proxyCpu?: number;
+}
+
+/** utime + stime of a process in seconds (/proc). */
+function cpuSeconds(pid: number): number {
+  const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
+  const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
+  return (Number(fields[11]) + Number(fields[12])) / TICKS;
+}
+
+function load(mode: Variant, url: string, token: string, seconds: number): Promise<Omit<Round, "variant">> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(
+      process.execPath,
+      ["--import", "tsx", root("bench/http/load.ts"), "--mode", mode, "--url", url, "--token", token,
+        "--connections", args.connections, "--pool", args.pool, "--seconds", String(seconds), "--skus", args.skus],
+      { stdio: ["ignore", "pipe", "inherit"] },
+    );
+    let out = "";
+    child.stdout.on("data", (d) => (out += d));
+    child.on("error", reject);
+    child.on("exit", (code) => {
+      if (code !== 0) return reject(new Error(`load generator (${mode}) exited with ${code}`));
+      resolve(JSON.parse(out.trim().split("\n").pop()!));
+    });
+  });
+}
+
+function startServe(adminUrl: string): Promise<{ child: ChildProcess; url: string }> {
+  const child = spawn(
+    process.execPath,
+    [root("bin/txfn.js"), "serve", "--port", "0", "--role", ROLE, "--pool-size", args.pool, "--log-level", args["log-level"]],
+    { env: { ...process.env, DATABASE_URL: adminUrl }, stdio: ["ignore", "ignore", "pipe"] },
+  );
+  let err = "";
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve({ child, url: m[1]! });
+    });
+    child.once("exit", (code) => reject(new Error(`txfn serve exited with ${code}: ${err}`)));
+  });
+}
+
+const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+
+async function main(): Promise<void> {
+  const base = await databaseUrl({ log: (m) => console.error(m) });
+  const admin = new pg.Client({ connectionString: base });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await admin.query(`CREATE DATABASE ${DB}`);
+  const dbUrl = new URL(base);
+  dbUrl.pathname = `/${DB}`;
+  const url = dbUrl.toString();
+  let serve: { child: ChildProcess; url: string } | undefined;
+  try {
+    const deployed = await deploy(url, await build(root("functions")));
+    const setup = new pg.Client({ connectionString: url });
+    await setup.connect();
+    await setup.query(
+      "INSERT INTO shop.inventory SELECT 'sku-' || lpad(g::text, greatest(3, length(g::text)), '0'), 1000000000 FROM generate_series(101, $1::int) g ON CONFLICT DO NOTHING",
+      [Number(args.skus)],
+    );
+    await setup.query("UPDATE shop.inventory SET stock = 1000000000");
+    await setup.query("VACUUM ANALYZE shop.inventory");
+    const [{ server_version }] = (await setup.query("SHOW server_version")).rows;
+    await setup.end();
+    const invokerUrl = await provisionInvokerRole(url, ROLE);
+    const { token } = await createToken(url, { name: "bench", functions: ["reserveInventory"] });
+    serve = await startServe(url);
+
+    console.log(
+      `bench/http: PostgreSQL ${server_version}, bundle v${deployed.version} on ${deployed.language}, ${cpus().length} cores, ` +
+        `${args.skus} SKUs, 3 items/order, SERIALIZABLE, ${args.connections} connections, pool ${args.pool}, ` +
+        `proxy log level ${args["log-level"]}, ${ROUNDS} rounds × ${SECONDS}s per variant (alternating; one warm-up round each)`,
+    );
+    const variants: Variant[] = ["direct", "http"];
+    const results: Round[] = [];
+    for (let r = -1; r < ROUNDS; r++) {
+      for (const v of r % 2 === 0 ? variants : [...variants].reverse()) {
+        const target = v === "http" ? serve.url : invokerUrl;
+        const pid = serve.child.pid!;
+        const cpu0 = cpuSeconds(pid);
+        const t0 = performance.now();
+        const res = await load(v, target, token, r < 0 ? 2 : SECONDS);
+        const wall = (performance.now() - t0) / 1000;
+        const round: Round = { variant: v, ...res, ...(v === "http" ? { proxyCpu: (cpuSeconds(pid) - cpu0) / wall } : {}) };
+        if (r < 0) continue; // warm-up: plans, V8 contexts, JIT
+        results.push(round);
+        console.error(
+          `  round ${r + 1} ${v.padEnd(6)} ${round.tps.toFixed(0).padStart(6)} tps  p50 ${round.p50.toFixed(2)} ms  p99 ${round.p99.toFixed(2)} ms  ` +
+            `client CPU ${(round.clientCpu * 100).toFixed(0)}%${round.proxyCpu !== undefined ? `  proxy CPU ${(round.proxyCpu * 100).toFixed(0)}%` : ""}` +
+            `${Object.keys(round.other).length ? `  other: ${JSON.stringify(round.other)}` : ""}`,
+        );
+      }
+    }
+
+    const summary: Record<string, Record<string, number>> = {};
+    console.log("\nvariant  tps (median, [min–max])      p50 ms   p99 ms   load-generator CPU   proxy CPU");
+    for (const v of variants) {
+      const rs = results.filter((x) => x.variant === v);
+      const s = {
+        tps: median(rs.map((x) => x.tps)),
+        min: Math.min(...rs.map((x) => x.tps)),
+        max: Math.max(...rs.map((x) => x.tps)),
+        p50: median(rs.map((x) => x.p50)),
+        p99: median(rs.map((x) => x.p99)),
+        clientCpu: median(rs.map((x) => x.clientCpu)),
+        ...(v === "http" ? { proxyCpu: median(rs.map((x) => x.proxyCpu!)) } : {}),
+      };
+      summary[v] = s;
+      const share = (x: number) => `${(x * 100).toFixed(0)}% of a core (${((x / cpus().length) * 100).toFixed(0)}% of the machine)`;
+      console.log(
+        `${v.padEnd(8)} ${`${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(26)}` +
+          `${s.p50.toFixed(2).padStart(7)}  ${s.p99.toFixed(2).padStart(7)}   ${share(s.clientCpu)}   ${s.proxyCpu !== undefined ? share(s.proxyCpu) : "-"}`,
+      );
+    }
+    const ratio = summary.http!.tps! / summary.direct!.tps!;
+    console.log(`\nratio HTTP / direct SQL (median tps): ${ratio.toFixed(2)}×  (target ≥ 0.70: ${ratio >= 0.7 ? "met" : "NOT met"})`);
+    mkdirSync(root("bench/results"), { recursive: true });
+    const file = root(`bench/results/http-${new Date().toISOString().replace(/[:.]/g, "-")}.json`);
+    writeFileSync(file, JSON.stringify({ args, results, summary, ratio }, null, 2));
+    console.log(`raw rounds: ${file}`);
+  } finally {
+    if (serve) {
+      serve.child.kill("SIGTERM");
+      await new Promise((r) => serve!.child.once("exit", r));
+    }
+    if (!args.keep) await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+    await admin.end();
+  }
+}
+
+await main();
