@@ -2,7 +2,8 @@
  * The authoring API: what a function project imports from "txfn".
  *
  * This module is bundled into every function bundle and runs inside PostgreSQL's V8, so it
- * imports nothing but the types file and uses no Node API.
+ * imports nothing but the types files and pure modules, and uses no Node API. `workflow()` (the
+ * Node-side engine runs the workflows: workflows/) is re-exported from its pure definition module.
  */
 import { TXFN_KIND, type IsolationLevel, type TransactionBody, type TransactionFunction, type TransactionOptions } from "./types.ts";
 
@@ -16,6 +17,30 @@ export type {
   TransactionOptions,
 } from "./types.ts";
 export { TXFN_KIND } from "./types.ts";
+
+export { workflow, isWorkflow } from "./workflows/define.ts";
+export {
+  ChildWorkflowFailedError,
+  NonDeterminismError,
+  NonRetryableError,
+  StepFailedError,
+  WorkflowFailedError,
+} from "./workflows/errors.ts";
+export type {
+  Backoff,
+  ChildHandle,
+  Compensation,
+  StartOptions,
+  StepContext,
+  StepOptions,
+  TransactionStepOptions,
+  WorkflowBody,
+  WorkflowContext,
+  WorkflowDefinition,
+  WorkflowHandle,
+  WorkflowInfo,
+  WorkflowStatus,
+} from "./workflows/types.ts";
 
 const ISOLATION_LEVELS: readonly IsolationLevel[] = ["serializable", "repeatable read", "read committed"];
 const OPTION_KEYS = ["isolation", "readOnly"] as const;
