@@ -141,19 +141,19 @@
     if (plans !== null) return plans;
     plans = {
       // Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert.
+      // The claim. Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert (its
+      // dirty-snapshot probe takes no SSI predicate lock, so claims of different keys do not
+      // conflict under SERIALIZABLE). The same statement resolves the active version and sets
+      // the transaction-local settings provenance reads. ctid is kept for the final update.
       claim: plv8.prepare(
-        "WITH claim AS (" +
-          " INSERT INTO txfn.invocations (idempotency_key, function, version, input, status, xid, snapshot," +
-          "   pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
+        "INSERT INTO txfn.invocations (idempotency_key, function, version, input, status, xid, snapshot," +
+          " pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
           " VALUES ($1, $2, COALESCE($3, (SELECT version FROM txfn.bundles WHERE active)), COALESCE($4::jsonb, 'null'::jsonb)," +
-          "   'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
-          "   $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
+          " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
+          " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
           " ON CONFLICT (idempotency_key) DO NOTHING" +
-          " RETURNING id, version, isolation)" +
-          " SELECT id::text AS id, version, isolation," +
-          "   set_config('txfn.invocation_id', id::text, true) AS s1," +
-          "   set_config('txfn.bundle_version', version::text, true) AS s2" +
-          " FROM claim",
+          " RETURNING id::text AS id, version, isolation, ctid::text AS ctid," +
+          " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2",
         ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"],
       ),
       recorded: plv8.prepare(
@@ -161,9 +161,11 @@
           " txfn.envelope(i, true)::text AS envelope FROM txfn.invocations i WHERE idempotency_key = $1",
         ["text", "text"],
       ),
+      // By ctid (a TID scan): an index scan on the id would take an SSI page lock on the PK's
+      // rightmost leaf, where every concurrent claim inserts, and abort them under SERIALIZABLE.
       finish: plv8.prepare(
-        "UPDATE txfn.invocations i SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
-          " WHERE id = $1::int8 RETURNING txfn.envelope(i, false)::text AS envelope",
+        "UPDATE txfn.invocations SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
+          " WHERE ctid = $1::tid",
         ["text", "text", "text", "text"],
       ),
       restoreId: plv8.prepare(
@@ -560,10 +562,22 @@
       if (outer !== null) p.restoreId.execute([outer.id, String(outer.bundle.version)]);
     }
     if (!outcome.ok && isTransient(outcome.error)) throw outcome.error; // rule 5: never recorded
-    const result = outcome.ok
-      ? p.finish.execute([row.id, "ok", outcome.value, null])
-      : p.finish.execute([row.id, "error", null, JSON.stringify(describeError(outcome.error), encodeReplacer)]);
-    return result[0].envelope;
+    const output = outcome.ok ? outcome.value : null;
+    const error = outcome.ok ? null : JSON.stringify(describeError(outcome.error), encodeReplacer);
+    p.finish.execute([row.ctid, outcome.ok ? "ok" : "error", output, error]);
+    return envelopeText(row.id, row.version, output, error);
+  }
+
+  /**
+   * The envelope of a fresh outcome, the same JSON as txfn.envelope(i, false) builds for a
+   * recorded one (README "The envelope"). Assembled from parts that are JSON already: the
+   * id's digits, an integer version, and JSON.stringify output.
+   */
+  function envelopeText(id, version, outputJson, errorJson) {
+    const meta = '"invocationId":"' + id + '","version":' + version + ',"replayed":false}';
+    if (errorJson !== null) return '{"error":' + errorJson + "," + meta;
+    if (outputJson !== null) return '{"output":' + outputJson + "," + meta;
+    return "{" + meta;
   }
 
   /** Rules 2 and 7: the key was used before; return its recorded outcome or refuse. */
@@ -600,6 +614,6 @@
     bundleFunctions,
     runPendingReadOnly,
     // exposed for the unit tests of the pure parts (Node runs this file without a database)
-    _pure: { encode, makeRandom, decodeMappings, originalPosition, isTransient, packSqlstate, describeError, PinnedDate, withPin },
+    _pure: { encode, envelopeText, makeRandom, decodeMappings, originalPosition, isTransient, packSqlstate, describeError, PinnedDate, withPin },
   });
 })
