@@ -53,7 +53,7 @@ describe("crash safety", () => {
       let from = 0;
       while (done.has(from)) from++;
       if (from >= TOTAL) break;
-      const r = await runClient(from, 50 + Math.floor(Math.random() * 700), done);
+      const r = await runClient(from, 20 + Math.floor(Math.random() * 300), done);
       if (r.killed) kills++;
       else if (r.status !== 0) throw new Error(`client failed (exit ${r.status}): ${r.stderr}`);
       else break; // ran to the end

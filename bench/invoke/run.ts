@@ -1,6 +1,6 @@
 /**
  * bench/invoke: throughput and p50/p99 latency of the reference reserveInventory function
- * (3 items, a select-for-update and an update each, idempotency recorded) called through SQL
+ * (3 items, a select and an update each, idempotency recorded) called through SQL
  * from a pool, at concurrency 1, 4 and 8, against two baselines measured in the same run:
  *
  *   (a) plpgsql — a hand-written PL/pgSQL function doing the same SQL, no recording (the limit);
@@ -45,7 +45,7 @@ CREATE OR REPLACE FUNCTION bench.reserve_plpgsql(orderv jsonb) RETURNS jsonb LAN
 DECLARE it jsonb; s integer;
 BEGIN
   FOR it IN SELECT * FROM jsonb_array_elements(orderv->'items') LOOP
-    SELECT stock INTO s FROM shop.inventory WHERE sku = it->>'sku' FOR UPDATE;
+    SELECT stock INTO s FROM shop.inventory WHERE sku = it->>'sku';
     IF s IS NULL OR s < (it->>'qty')::int THEN RAISE EXCEPTION 'out of stock: %', it->>'sku'; END IF;
     UPDATE shop.inventory SET stock = stock - (it->>'qty')::int WHERE sku = it->>'sku';
   END LOOP;
@@ -75,7 +75,7 @@ async function call(variant: Variant, c: pg.PoolClient): Promise<number> {
         await c.query("BEGIN");
         try {
           for (const it of o.items) {
-            const s = await c.query({ name: "sel", text: "SELECT stock FROM shop.inventory WHERE sku = $1 FOR UPDATE", values: [it.sku] });
+            const s = await c.query({ name: "sel", text: "SELECT stock FROM shop.inventory WHERE sku = $1", values: [it.sku] });
             if (!s.rows[0] || s.rows[0].stock < it.qty) throw new Error(`out of stock: ${it.sku}`);
             await c.query({ name: "upd", text: "UPDATE shop.inventory SET stock = stock - $1 WHERE sku = $2", values: [it.qty, it.sku] });
           }
@@ -156,7 +156,7 @@ async function main(): Promise<void> {
     await setup.query(PLPGSQL);
     await setup.query("CREATE TABLE bench.node_idempotency (key text PRIMARY KEY, output jsonb NOT NULL, created_at timestamptz NOT NULL DEFAULT now())");
     await setup.query(
-      "INSERT INTO shop.inventory SELECT 'sku-' || lpad(g::text, 3, '0'), 1000000 FROM generate_series(101, $1::int) g ON CONFLICT DO NOTHING",
+      "INSERT INTO shop.inventory SELECT 'sku-' || lpad(g::text, greatest(3, length(g::text)), '0'), 1000000 FROM generate_series(101, $1::int) g ON CONFLICT DO NOTHING",
       [SKUS],
     );
     await setup.query("VACUUM ANALYZE shop.inventory");
@@ -165,6 +165,7 @@ async function main(): Promise<void> {
 
     const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-invoke" });
     pool.on("connect", (c) => void c.query("SET default_transaction_isolation = 'serializable'"));
+    pool.on("error", () => {}); // idle connections closed by the final DROP DATABASE
     console.log(
       `bench/invoke: PostgreSQL ${server_version}, bundle v${deployed.version} on ${deployed.language}, ${SKUS} SKUs, 3 items/order, ` +
         `SERIALIZABLE, ${ROUNDS} rounds × ${SECONDS}s per variant and concurrency (variants alternate)`,
