@@ -5,6 +5,7 @@ import { registerDeployCommands } from "./commands/deploy.ts";
 import { registerInvokeCommands } from "./commands/invoke.ts";
 import { registerServeCommands } from "./commands/serve.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerWorkflowCommands } from "./commands/workflow.ts";
 import { CliError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
 
@@ -24,6 +25,7 @@ export function buildProgram(): Command {
   registerInvokeCommands(program);
   registerServeCommands(program);
   registerTokenCommands(program);
+  registerWorkflowCommands(program);
   return program;
 }
 

@@ -1,0 +1,601 @@
+/**
+ * Every SQL statement of the workflow engine (tables: migrations/system/*_txfn-workflows.sql;
+ * protocol: workflows/README.md). Two pools: `book` (READ COMMITTED: claims rely on its
+ * re-check of locked rows) for bookkeeping, `steps` for transaction steps, whose connections run
+ * at the isolation each function declares (set per connection only when it changes, as the
+ * Node client does, so a step stays one statement).
+ */
+import pg from "pg";
+import {
+  ClientOptionsError,
+  DatabaseError,
+  FunctionNotFoundError,
+  KeyReusedError,
+  RetriesExhaustedError,
+  TXF,
+  TxfnError,
+  isConnectionError,
+  isTransientError,
+} from "../client/index.ts";
+import type { IsolationLevel } from "../types.ts";
+import { WorkflowConflictError, WorkflowNotFoundError, WorkflowStateError } from "./errors.ts";
+import type { ParkReason, RecordedWorkflowError, StepInfo, StepKind, WorkflowInfo, WorkflowStatus } from "./types.ts";
+
+/** A row of txfn.workflows as the engine reads it. */
+export interface WorkflowRow {
+  id: string;
+  name: string;
+  input: unknown;
+  status: WorkflowStatus;
+  output: unknown;
+  error: RecordedWorkflowError | null;
+  park_reason: ParkReason | null;
+  parent_id: string | null;
+  parent_step: number | null;
+  bundle_version: number | null;
+  code_hash: string | null;
+  executor_id: string | null;
+  owner: string | null;
+  attempts: number;
+  recovery_attempts: number;
+  progress_steps: number;
+  created_at: Date;
+  updated_at: Date;
+  ended_at: Date | null;
+}
+
+/** A row of txfn.workflow_steps. */
+export interface StepRow {
+  step: number;
+  kind: StepKind;
+  name: string;
+  status: "ok" | "error";
+  output: unknown;
+  error: RecordedWorkflowError | null;
+  invocation_id: string | null;
+  attempts: number | null;
+  compensates: number | null;
+  started_at: Date | null;
+  ended_at: Date;
+}
+
+/** The envelope txfn.invoke returns (runtime-sql/README.md). */
+export interface Envelope {
+  output?: unknown;
+  error?: RecordedWorkflowError;
+  invocationId: string;
+  version: number;
+  replayed: boolean;
+}
+
+/** A step outcome to record. */
+export interface StepRecord {
+  workflowId: string;
+  step: number;
+  kind: StepKind;
+  name: string;
+  ok: boolean;
+  /** JSON text of the output (null = undefined) or of the error. */
+  json: string | null;
+  attempts: number | null;
+  compensates: number | null;
+  startedAt: Date;
+}
+
+export interface StoreOptions {
+  url: string;
+  poolSize: number;
+  maxRetries: number;
+  applicationName: string;
+}
+
+// Outputs are read as text: node-pg parses jsonb, and would turn a JSON null and an SQL NULL
+// (undefined) into the same null. decodeOutput() tells them apart.
+const WORKFLOW_COLUMNS =
+  "id, name, input, status, output::text AS output, error, park_reason, parent_id, parent_step, bundle_version, code_hash, executor_id, " +
+  "owner::text AS owner, attempts, recovery_attempts, progress_steps, created_at, updated_at, ended_at";
+/** WORKFLOW_COLUMNS qualified by a table alias (for statements that join). */
+function prefixed(alias: string): string {
+  return WORKFLOW_COLUMNS.replace(/(^|, )(\w+)/g, `$1${alias}.$2`);
+}
+const STEP_COLUMNS = "step, kind, name, status, output::text AS output, error, invocation_id::text AS invocation_id, attempts, compensates, started_at, ended_at";
+
+/** Owned by `$owner` and still PENDING: the fence every write of a running workflow checks. */
+const FENCE = "SELECT 1 FROM txfn.workflows WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING'";
+
+/**
+ * A transaction step in ONE statement, hence one transaction: the fence, txfn.invoke (key
+ * `<workflowId>:<step>`) and the step's row. The CASE keeps the invoke from running when the fence
+ * fails (cancelled, or claimed by another executor); the result is then NULL.
+ * $1 workflow id, $2 owner, $3 fn, $4 input, $5 key, $6 options, $7 step, $8 compensates, $9 started_at.
+ */
+const TRANSACTION_STEP_SQL = `
+WITH f AS (${FENCE}),
+r AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM f) THEN txfn.invoke($3, $4::jsonb, $5, $6::jsonb) END AS env),
+s AS (
+  INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, invocation_id, compensates, started_at)
+  SELECT $1, $7, 'transaction', $3, CASE WHEN r.env ? 'error' THEN 'error' ELSE 'ok' END, r.env->'output', r.env->'error',
+         (r.env->>'invocationId')::bigint, $8, $9
+  FROM r WHERE r.env IS NOT NULL
+  ON CONFLICT (workflow_id, step) DO NOTHING)
+SELECT r.env FROM r`;
+
+/** An external (or sleep/now/random) step's outcome, first writer wins, behind the fence. */
+const RECORD_STEP_SQL = `
+INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, attempts, compensates, started_at)
+SELECT $1, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11
+WHERE EXISTS (${FENCE})
+ON CONFLICT (workflow_id, step) DO NOTHING
+RETURNING ${STEP_COLUMNS}`;
+
+/**
+ * Claims up to $5 workflows for incarnation $1: unowned ones, those of expired incarnations
+ * (marking incarnations whose lease ran out as expired in the same statement), and its own that
+ * it is not running ($4: a claim whose reply was lost). FOR UPDATE SKIP LOCKED makes concurrent
+ * claimers take disjoint rows; under READ COMMITTED a row claimed and committed meanwhile is
+ * re-checked on its new version (owner now a live incarnation) and skipped.
+ */
+const CLAIM_SQL = `
+WITH me AS (
+  SELECT 1 FROM txfn.workflow_executors WHERE incarnation = $1::uuid AND NOT expired AND lease_expires_at > clock_timestamp()
+), dead AS (
+  UPDATE txfn.workflow_executors SET expired = true, expired_at = clock_timestamp()
+  WHERE NOT expired AND lease_expires_at < clock_timestamp() RETURNING incarnation
+), c AS (
+  SELECT w.id FROM txfn.workflows w
+  WHERE w.status = 'PENDING' AND w.name = ANY($3::text[]) AND EXISTS (SELECT 1 FROM me)
+    AND (w.owner IS NULL
+      OR w.owner IN (SELECT incarnation FROM dead)
+      OR w.owner IN (SELECT incarnation FROM txfn.workflow_executors WHERE expired)
+      OR (w.owner = $1::uuid AND w.id <> ALL($4::text[])))
+  ORDER BY w.created_at
+  LIMIT $5
+  FOR UPDATE OF w SKIP LOCKED
+), n AS (
+  SELECT c.id, (SELECT count(*) FROM txfn.workflow_steps s WHERE s.workflow_id = c.id)::int AS steps FROM c
+)
+UPDATE txfn.workflows w SET
+  owner = $1::uuid, executor_id = $2, attempts = w.attempts + 1, updated_at = clock_timestamp(),
+  recovery_attempts = CASE WHEN n.steps > w.progress_steps OR w.attempts = 0 THEN 1 ELSE w.recovery_attempts + 1 END,
+  progress_steps = n.steps,
+  code_hash = COALESCE(w.code_hash, (SELECT h.hash FROM unnest($3::text[], $6::text[]) AS h(name, hash) WHERE h.name = w.name))
+FROM n WHERE w.id = n.id
+RETURNING ${prefixed("w")}, n.steps`;
+
+/** Full-jitter backoff between retries of a transient error, ms. */
+function retryDelay(attempt: number): number {
+  return Math.random() * Math.min(1000, 5 * 2 ** attempt);
+}
+
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+/** Maps SQL errors of txfn.invoke to the client's error classes. */
+function translate(err: unknown): Error {
+  if (err instanceof TxfnError) return err;
+  const e = err as Error & { code?: string; hint?: string };
+  if (e.code === TXF.FUNCTION_NOT_FOUND || e.code === TXF.NO_BUNDLE) return new FunctionNotFoundError(e.message, e.code, e.hint);
+  if (e.code === TXF.KEY_REUSED) return new KeyReusedError(e.message, e.code, e.hint);
+  if (e.code === TXF.BAD_OPTIONS) return new ClientOptionsError(e.message, e.code, e.hint);
+  if (e.code === "42P01" || e.code === "3F000") {
+    return new DatabaseError(`${e.message} (txfn's workflow tables are missing: start an executor or run txfn deploy first)`, e.code);
+  }
+  if (typeof e.code === "string" && /^[0-9A-Z]{5}$/.test(e.code)) return new DatabaseError(e.message, e.code, e.hint);
+  return e instanceof Error ? e : new Error(String(err));
+}
+
+/** An output column read as text → the value (SQL NULL → undefined). */
+export function decodeOutput(text: unknown): unknown {
+  return text === null || text === undefined ? undefined : JSON.parse(text as string);
+}
+
+/** JSON text for a jsonb parameter (undefined → null = SQL NULL). */
+export function jsonText(value: unknown): string | null {
+  if (value === undefined) return null;
+  const text = JSON.stringify(value, (_k, v) => (typeof v === "bigint" ? v.toString() : v));
+  return text === undefined ? null : text;
+}
+
+export class WorkflowStore {
+  readonly book: pg.Pool;
+  readonly steps: pg.Pool;
+  private readonly maxRetries: number;
+  private readonly sessionIsolation = new WeakMap<pg.PoolClient, string>();
+  /** Declared isolation per bundle version and function. */
+  private readonly isolations = new Map<number, Promise<Map<string, IsolationLevel>>>();
+
+  constructor(options: StoreOptions) {
+    this.maxRetries = options.maxRetries;
+    const common = { connectionString: options.url, application_name: options.applicationName };
+    this.book = new pg.Pool({ ...common, max: Math.max(2, Math.ceil(options.poolSize / 2)), options: "-c default_transaction_isolation=read\\ committed" });
+    this.steps = new pg.Pool({ ...common, max: options.poolSize });
+    // An idle connection dying (server restart) must not crash the process.
+    this.book.on("error", () => {});
+    this.steps.on("error", () => {});
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([this.book.end(), this.steps.end()]);
+  }
+
+  /** Runs `fn` on a bookkeeping connection, retrying transient errors (the statements are idempotent). */
+  async withRetry<T>(fn: (c: pg.PoolClient) => Promise<T>): Promise<T> {
+    for (let attempt = 1; ; attempt++) {
+      let conn: pg.PoolClient | undefined;
+      try {
+        conn = await this.book.connect();
+        const out = await fn(conn);
+        conn.release();
+        return out;
+      } catch (err) {
+        conn?.release(isConnectionError(err) ? (err as Error) : undefined);
+        if (!isTransientError(err)) throw translate(err);
+        if (attempt > this.maxRetries) throw new RetriesExhaustedError(`workflow store: still failing after ${attempt} attempts: ${(err as Error).message}`, attempt, err);
+        await sleep(retryDelay(attempt));
+      }
+    }
+  }
+
+  private async q<R extends pg.QueryResultRow>(name: string | undefined, text: string, values: unknown[]): Promise<R[]> {
+    return this.withRetry(async (c) => (await c.query<R>(name ? { name, text, values } : { text, values })).rows);
+  }
+
+  // --- executors -------------------------------------------------------------------------------
+
+  /** Registers an incarnation and expires the older ones of the same executor id (so their workflows are claimable now). */
+  async register(incarnation: string, executorId: string, leaseMs: number, hostname: string, pid: number): Promise<void> {
+    await this.withRetry(async (c) => {
+      await c.query("BEGIN");
+      try {
+        await c.query(
+          "UPDATE txfn.workflow_executors SET expired = true, expired_at = clock_timestamp() WHERE executor_id = $1 AND NOT expired AND incarnation <> $2::uuid",
+          [executorId, incarnation],
+        );
+        await c.query(
+          "INSERT INTO txfn.workflow_executors (incarnation, executor_id, hostname, pid, lease_expires_at) " +
+            "VALUES ($1::uuid, $2, $3, $4, clock_timestamp() + $5 * interval '1 millisecond') ON CONFLICT (incarnation) DO NOTHING",
+          [incarnation, executorId, hostname, pid, leaseMs],
+        );
+        await c.query("COMMIT");
+      } catch (err) {
+        await c.query("ROLLBACK").catch(() => {});
+        throw err;
+      }
+    });
+  }
+
+  /** Renews the lease; false when it is gone (expired by someone else): the executor must stop its runs. */
+  async heartbeat(incarnation: string, leaseMs: number): Promise<boolean> {
+    const rows = await this.q(
+      "txfn_wf_heartbeat",
+      "UPDATE txfn.workflow_executors SET heartbeat_at = clock_timestamp(), lease_expires_at = clock_timestamp() + $2 * interval '1 millisecond' " +
+        "WHERE incarnation = $1::uuid AND NOT expired RETURNING 1",
+      [incarnation, leaseMs],
+    );
+    return rows.length === 1;
+  }
+
+  /** Ends an incarnation (clean stop): its workflows become claimable at once. */
+  async expire(incarnation: string): Promise<void> {
+    await this.q(undefined, "UPDATE txfn.workflow_executors SET expired = true, expired_at = clock_timestamp() WHERE incarnation = $1::uuid AND NOT expired", [
+      incarnation,
+    ]);
+  }
+
+  /** Deletes executor rows expired for over an hour that own no pending workflow. */
+  async collectExecutors(): Promise<void> {
+    await this.q(
+      undefined,
+      "DELETE FROM txfn.workflow_executors e WHERE expired AND expired_at < clock_timestamp() - interval '1 hour' " +
+        "AND NOT EXISTS (SELECT 1 FROM txfn.workflows w WHERE w.status = 'PENDING' AND w.owner = e.incarnation)",
+      [],
+    );
+  }
+
+  /** Of `ids` (running here), those no longer PENDING and owned by `owner` (cancelled, or taken over). */
+  async notRunnable(owner: string, ids: string[]): Promise<string[]> {
+    if (ids.length === 0) return [];
+    const rows = await this.q<{ id: string }>(
+      "txfn_wf_not_runnable",
+      "SELECT id FROM txfn.workflows WHERE id = ANY($2::text[]) AND (status <> 'PENDING' OR owner IS DISTINCT FROM $1::uuid)",
+      [owner, ids],
+    );
+    return rows.map((r) => r.id);
+  }
+
+  // --- workflows -------------------------------------------------------------------------------
+
+  /**
+   * Inserts a PENDING workflow (owned by `owner`, or unowned = any executor may claim it, with a
+   * NOTIFY). An existing id with the same name and input is returned as is; with another name or
+   * input it is a WorkflowConflictError.
+   * @returns inserted: whether this call created it.
+   */
+  async insertWorkflow(w: {
+    id: string;
+    name: string;
+    input: unknown;
+    owner: string | null;
+    executorId: string | null;
+    codeHash: string | null;
+    bundleVersion?: number | null;
+    parentId?: string | null;
+    parentStep?: number | null;
+  }): Promise<{ inserted: boolean; row: WorkflowRow }> {
+    const inputJson = jsonText(w.input) ?? "null";
+    const rows = await this.q<WorkflowRow>(
+      "txfn_wf_insert",
+      `WITH ins AS (
+         INSERT INTO txfn.workflows (id, name, input, status, owner, executor_id, code_hash, bundle_version, parent_id, parent_step, attempts, recovery_attempts)
+         VALUES ($1, $2, $3::jsonb, 'PENDING', $4::uuid, $5, $6, CASE WHEN $10 THEN $7 ELSE (SELECT version FROM txfn.bundles WHERE active) END,
+                 $8, $9, CASE WHEN $4::uuid IS NULL THEN 0 ELSE 1 END, CASE WHEN $4::uuid IS NULL THEN 0 ELSE 1 END)
+         ON CONFLICT (id) DO NOTHING
+         RETURNING ${WORKFLOW_COLUMNS})
+       SELECT ins.*, CASE WHEN ins.owner IS NULL THEN pg_notify('txfn_workflow_ready', ins.name) END AS notified FROM ins`,
+      [
+        w.id, w.name, inputJson, w.owner, w.executorId, w.codeHash, w.bundleVersion ?? null, w.parentId ?? null, w.parentStep ?? null,
+        w.bundleVersion !== undefined,
+      ],
+    );
+    if (rows[0]) return { inserted: true, row: rows[0] };
+    const [prior] = await this.q<WorkflowRow & { same_input: boolean }>(
+      "txfn_wf_prior",
+      `SELECT ${WORKFLOW_COLUMNS}, input = $2::jsonb AS same_input FROM txfn.workflows WHERE id = $1`,
+      [w.id, inputJson],
+    );
+    if (!prior) throw new WorkflowConflictError(`workflow ${w.id}: the id was taken and released concurrently; start it again`);
+    if (prior.name !== w.name) {
+      throw new WorkflowConflictError(`workflow id ${JSON.stringify(w.id)} is already used by a workflow ${JSON.stringify(prior.name)}, not ${JSON.stringify(w.name)}`);
+    }
+    if (!prior.same_input) {
+      throw new WorkflowConflictError(
+        `workflow id ${JSON.stringify(w.id)} (${w.name}) was started with another input: ${JSON.stringify(prior.input)}; use another id for another input`,
+      );
+    }
+    delete (prior as Partial<typeof prior>).same_input;
+    return { inserted: false, row: prior };
+  }
+
+  /** See CLAIM_SQL. `hashes[i]` is this executor's code hash of workflow `names[i]`. */
+  async claim(incarnation: string, executorId: string, names: string[], hashes: string[], running: string[], limit: number): Promise<(WorkflowRow & { steps: number })[]> {
+    if (names.length === 0) return [];
+    return this.q("txfn_wf_claim", CLAIM_SQL, [incarnation, executorId, names, running, limit, hashes]);
+  }
+
+  /** Gives up ownership (a run stopped for an infrastructure failure): any executor may claim it again. */
+  async release(id: string, owner: string): Promise<void> {
+    await this.q("txfn_wf_release", "UPDATE txfn.workflows SET owner = NULL, updated_at = clock_timestamp() WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING'", [
+      id,
+      owner,
+    ]);
+  }
+
+  /** Ends a workflow this owner runs; false when it was no longer PENDING/owned (cancelled, taken over). */
+  async finish(id: string, owner: string, status: Exclude<WorkflowStatus, "PENDING">, outputJson: string | null, errorJson: string | null, park: ParkReason | null): Promise<boolean> {
+    const rows = await this.q(
+      "txfn_wf_finish",
+      "UPDATE txfn.workflows SET status = $3, output = $4::jsonb, error = $5::jsonb, park_reason = $6, ended_at = clock_timestamp(), updated_at = clock_timestamp() " +
+        "WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING' RETURNING 1",
+      [id, owner, status, outputJson, errorJson, park],
+    );
+    return rows.length === 1;
+  }
+
+  async history(id: string): Promise<StepRow[]> {
+    return this.q("txfn_wf_history", `SELECT ${STEP_COLUMNS} FROM txfn.workflow_steps WHERE workflow_id = $1 ORDER BY step`, [id]);
+  }
+
+  async step(id: string, step: number): Promise<StepRow | null> {
+    const rows = await this.q<StepRow>("txfn_wf_step", `SELECT ${STEP_COLUMNS} FROM txfn.workflow_steps WHERE workflow_id = $1 AND step = $2`, [id, step]);
+    return rows[0] ?? null;
+  }
+
+  /**
+   * Records a step's outcome unless one is recorded (first writer wins) and only while `owner`
+   * holds the workflow. @returns the row that is recorded now (ours or the earlier one), or null
+   * when the fence failed.
+   */
+  async recordStep(owner: string, r: StepRecord): Promise<StepRow | null> {
+    const rows = await this.q<StepRow>("txfn_wf_record", RECORD_STEP_SQL, [
+      r.workflowId, owner, r.step, r.kind, r.name, r.ok ? "ok" : "error", r.ok ? r.json : null, r.ok ? null : r.json, r.attempts,
+      r.compensates, r.startedAt,
+    ]);
+    return rows[0] ?? (await this.step(r.workflowId, r.step));
+  }
+
+  /**
+   * Starts a child workflow and records the parent's `child` step in one transaction (both behind
+   * the parent's fence). The child is pinned to the parent's bundle version and owned by the
+   * parent's executor. @returns null when the fence failed.
+   */
+  async startChild(
+    owner: string,
+    parent: { id: string; step: number; compensates: number | null; startedAt: Date; bundleVersion: number | null },
+    child: { id: string; name: string; input: unknown; executorId: string; codeHash: string },
+  ): Promise<{ inserted: boolean } | null> {
+    const inputJson = jsonText(child.input) ?? "null";
+    const rows = await this.q<{ inserted: number; recorded: number }>(
+      "txfn_wf_child",
+      `WITH f AS (${FENCE}),
+       c AS (
+         INSERT INTO txfn.workflows (id, name, input, status, owner, executor_id, code_hash, bundle_version, parent_id, parent_step, attempts, recovery_attempts)
+         SELECT $3, $4, $5::jsonb, 'PENDING', $2::uuid, $6, $7, $8, $1, $9, 1, 1 WHERE EXISTS (SELECT 1 FROM f)
+         ON CONFLICT (id) DO NOTHING RETURNING id),
+       s AS (
+         INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, compensates, started_at)
+         SELECT $1, $9, 'child', $4, 'ok', jsonb_build_object('workflowId', $3::text), $10, $11 WHERE EXISTS (SELECT 1 FROM f)
+         ON CONFLICT (workflow_id, step) DO NOTHING RETURNING step)
+       SELECT (SELECT count(*) FROM c)::int AS inserted, (SELECT count(*) FROM s)::int AS recorded, EXISTS (SELECT 1 FROM f) AS fenced_in`,
+      [parent.id, owner, child.id, child.name, inputJson, child.executorId, child.codeHash, parent.bundleVersion, parent.step, parent.compensates, parent.startedAt],
+    );
+    const r = rows[0] as { inserted: number; recorded: number; fenced_in: boolean } | undefined;
+    if (!r || !r.fenced_in) return null;
+    if (r.inserted === 0) {
+      const existing = await this.get(child.id);
+      if (existing && (existing.name !== child.name || JSON.stringify(existing.input) !== JSON.stringify(JSON.parse(inputJson)))) {
+        throw new WorkflowConflictError(`child workflow id ${JSON.stringify(child.id)} is already used by another workflow or input`);
+      }
+    }
+    return { inserted: r.inserted === 1 };
+  }
+
+  /**
+   * A transaction step (TRANSACTION_STEP_SQL) on a connection at the function's isolation,
+   * retrying transient errors with the same key. @returns the envelope, or null when the fence failed.
+   */
+  async transactionStep(args: {
+    owner: string;
+    workflowId: string;
+    step: number;
+    fn: string;
+    input: unknown;
+    version: number | null;
+    compensates: number | null;
+    startedAt: Date;
+  }): Promise<Envelope | null> {
+    const key = `${args.workflowId}:${args.step}`;
+    const options = JSON.stringify({ workflowId: args.workflowId, workflowStep: args.step, ...(args.version !== null ? { version: args.version } : {}) });
+    const values = [args.workflowId, args.owner, args.fn, jsonText(args.input) ?? "null", key, options, args.step, args.compensates, args.startedAt];
+    let refreshed = false;
+    for (let attempt = 1; ; attempt++) {
+      let conn: pg.PoolClient | undefined;
+      try {
+        const isolation = await this.isolationOf(args.version, args.fn);
+        conn = await this.steps.connect();
+        if (this.sessionIsolation.get(conn) !== isolation) {
+          await conn.query(`SET default_transaction_isolation = ${pg.escapeLiteral(isolation)}`);
+          this.sessionIsolation.set(conn, isolation);
+        }
+        const res = await conn.query<{ env: Envelope | null }>({ name: "txfn_wf_transaction", text: TRANSACTION_STEP_SQL, values });
+        conn.release();
+        return res.rows[0]?.env ?? null;
+      } catch (err) {
+        conn?.release(isConnectionError(err) ? (err as Error) : undefined);
+        const code = (err as { code?: string }).code;
+        if (code === TXF.ISOLATION && !refreshed) {
+          refreshed = true;
+          this.isolations.delete(args.version ?? -1);
+          continue;
+        }
+        if (!isTransientError(err)) throw translate(err);
+        if (attempt > this.maxRetries) throw new RetriesExhaustedError(`${args.fn} (${key}): still failing after ${attempt} attempts: ${(err as Error).message}`, attempt, err);
+        await sleep(retryDelay(attempt));
+      }
+    }
+  }
+
+  /** The isolation `fn` declares in bundle `version` (the active one when null); serializable when unknown. */
+  private async isolationOf(version: number | null, fn: string): Promise<IsolationLevel> {
+    const k = version ?? -1;
+    let m = this.isolations.get(k);
+    if (!m) {
+      m = this.q<{ name: string; isolation: IsolationLevel }>(
+        undefined,
+        "SELECT name, options->>'isolation' AS isolation FROM txfn.functions WHERE " + (version === null ? "active" : "version = $1"),
+        version === null ? [] : [version],
+      ).then((rows) => new Map(rows.map((r) => [r.name, r.isolation])));
+      m.catch(() => this.isolations.delete(k));
+      this.isolations.set(k, m);
+    }
+    return (await m).get(fn) ?? "serializable";
+  }
+
+  // --- inspection and control (clients, CLI) ---------------------------------------------------
+
+  async get(id: string): Promise<WorkflowRow | null> {
+    const rows = await this.q<WorkflowRow>("txfn_wf_get", `SELECT ${WORKFLOW_COLUMNS} FROM txfn.workflows WHERE id = $1`, [id]);
+    return rows[0] ?? null;
+  }
+
+  async list(filter: { status?: WorkflowStatus; name?: string; since?: Date; limit: number }): Promise<WorkflowRow[]> {
+    return this.q<WorkflowRow>(
+      undefined,
+      `SELECT ${WORKFLOW_COLUMNS} FROM txfn.workflows WHERE ($1::text IS NULL OR status = $1) AND ($2::text IS NULL OR name = $2) ` +
+        "AND ($3::timestamptz IS NULL OR created_at >= $3) ORDER BY created_at DESC, id LIMIT $4",
+      [filter.status ?? null, filter.name ?? null, filter.since ?? null, filter.limit],
+    );
+  }
+
+  /** Cancels a PENDING workflow and its PENDING descendants. @throws WorkflowNotFoundError, WorkflowStateError */
+  async cancel(id: string, reason: string): Promise<WorkflowRow> {
+    const row = await this.get(id);
+    if (!row) throw new WorkflowNotFoundError(`no workflow ${JSON.stringify(id)}`);
+    if (row.status !== "PENDING") throw new WorkflowStateError(`workflow ${id} is ${row.status}: only a PENDING workflow can be cancelled`);
+    await this.q(
+      undefined,
+      `WITH RECURSIVE tree AS (SELECT $1::text AS id UNION SELECT w.id FROM txfn.workflows w JOIN tree t ON w.parent_id = t.id)
+       UPDATE txfn.workflows SET status = 'CANCELLED', error = jsonb_build_object('name', 'Cancelled', 'message', $2::text),
+         ended_at = clock_timestamp(), updated_at = clock_timestamp()
+       WHERE id IN (SELECT id FROM tree) AND status = 'PENDING'`,
+      [id, reason],
+    );
+    return (await this.get(id))!;
+  }
+
+  /**
+   * Puts a CANCELLED workflow, or one the engine parked as ERROR, back to PENDING (unowned, so
+   * any executor claims it), with its CANCELLED descendants. `newCode`: forget the recorded code
+   * hash, so the next executor continues it with the code it has.
+   * @throws WorkflowNotFoundError, WorkflowStateError (SUCCESS, COMPENSATED, or failed by the workflow itself)
+   */
+  async resume(id: string, newCode: boolean): Promise<WorkflowRow> {
+    const row = await this.get(id);
+    if (!row) throw new WorkflowNotFoundError(`no workflow ${JSON.stringify(id)}`);
+    if (row.status === "PENDING") return row;
+    if (row.status === "SUCCESS" || row.status === "COMPENSATED") throw new WorkflowStateError(`workflow ${id} is ${row.status}: nothing to resume`);
+    if (row.status === "ERROR" && row.park_reason === null) {
+      throw new WorkflowStateError(
+        `workflow ${id} failed by itself (${row.error?.name ?? "Error"}: ${row.error?.message ?? ""}); its recorded history would replay the same failure`,
+      );
+    }
+    await this.q(
+      undefined,
+      `WITH RECURSIVE tree AS (SELECT $1::text AS id UNION SELECT w.id FROM txfn.workflows w JOIN tree t ON w.parent_id = t.id
+                                 WHERE w.status = 'CANCELLED'),
+       u AS (UPDATE txfn.workflows SET status = 'PENDING', owner = NULL, error = NULL, park_reason = NULL, ended_at = NULL,
+               recovery_attempts = 0, code_hash = CASE WHEN $2 THEN NULL ELSE code_hash END, updated_at = clock_timestamp()
+             WHERE id IN (SELECT id FROM tree) AND (status = 'CANCELLED' OR (status = 'ERROR' AND park_reason IS NOT NULL)) RETURNING name)
+       SELECT pg_notify('txfn_workflow_ready', name) FROM u`,
+      [id, newCode],
+    );
+    return (await this.get(id))!;
+  }
+}
+
+/** txfn.workflows row → the client's view. */
+export function toInfo(r: WorkflowRow): WorkflowInfo {
+  return {
+    id: r.id,
+    name: r.name,
+    status: r.status,
+    input: r.input,
+    output: decodeOutput(r.output),
+    error: r.error,
+    parkReason: r.park_reason,
+    parentId: r.parent_id,
+    bundleVersion: r.bundle_version,
+    codeHash: r.code_hash,
+    executorId: r.executor_id,
+    attempts: r.attempts,
+    recoveryAttempts: r.recovery_attempts,
+    createdAt: r.created_at,
+    updatedAt: r.updated_at,
+    endedAt: r.ended_at,
+  };
+}
+
+/** txfn.workflow_steps row → the client's view. */
+export function toStepInfo(r: StepRow): StepInfo {
+  return {
+    step: r.step,
+    kind: r.kind,
+    name: r.name,
+    status: r.status,
+    output: decodeOutput(r.output),
+    error: r.error,
+    invocationId: r.invocation_id,
+    attempts: r.attempts,
+    compensates: r.compensates,
+    startedAt: r.started_at,
+    endedAt: r.ended_at,
+  };
+}
