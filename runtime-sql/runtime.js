@@ -11,9 +11,12 @@
   "use strict";
 
   const g = globalThis;
-  const RealDate = Date;
-  const realRandom = Math.random;
-  const realNow = Date.now;
+  // The engine's own Date and Math.random, kept across runtime upgrades in one context (a
+  // newer runtime must not wrap an older runtime's pinned versions).
+  const originals = g.__txfnOriginals || (g.__txfnOriginals = { Date, random: Math.random });
+  const RealDate = originals.Date;
+  const realRandom = originals.random;
+  const realNow = RealDate.now;
 
   // --- errors -------------------------------------------------------------------------------
 
@@ -117,20 +120,19 @@
     return pin !== null ? pin.random() : realRandom();
   }
 
+  // Installed once per context: with no pinning in force they behave as the originals, so
+  // an invocation only sets `pin` (no global is swapped per call, no optimised code deopts).
+  g.Date = PinnedDate;
+  Math.random = pinnedRandom;
+
   /** Runs `work` with Date/Math.random pinned; restores the previous pinning after. */
   function withPin(p, work) {
     const saved = pin;
-    const savedDate = g.Date;
-    const savedRandom = Math.random;
     pin = p;
-    g.Date = PinnedDate;
-    Math.random = pinnedRandom;
     try {
       return work();
     } finally {
       pin = saved;
-      g.Date = savedDate;
-      Math.random = savedRandom;
     }
   }
 
@@ -182,7 +184,7 @@
     return plans;
   }
 
-  /** ctx.query/ctx.execute: user SQL through a per-context plan cache (LRU, bounded). */
+  /** ctx.query/ctx.execute: user SQL through a per-context plan cache (bounded, oldest out first). */
   const USER_PLAN_LIMIT = 256;
   const userPlans = new Map();
   function runUserSql(sql, params) {
@@ -193,14 +195,12 @@
     if (plan === undefined) {
       plan = plv8.prepare(sql);
       if (userPlans.size >= USER_PLAN_LIMIT) {
-        const oldest = userPlans.keys().next().value;
+        const oldest = userPlans.keys().next().value; // first prepared goes first
         userPlans.get(oldest).free();
         userPlans.delete(oldest);
       }
-    } else {
-      userPlans.delete(sql); // re-inserted below: most recently used last
+      userPlans.set(sql, plan);
     }
-    userPlans.set(sql, plan);
     return plan.execute(args);
   }
 
@@ -367,8 +367,11 @@
 
   const OPTION_KEYS = ["version", "pinnedTime", "seed", "workflowId", "workflowStep"];
 
+  const NO_OPTIONS = Object.freeze({ version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null });
+
   function parseOptions(text) {
-    const o = text === null || text === undefined ? {} : JSON.parse(text);
+    if (text === null || text === undefined || text === "{}") return NO_OPTIONS;
+    const o = JSON.parse(text);
     if (o === null || typeof o !== "object" || Array.isArray(o)) throw sqlError(TXF_BAD_OPTIONS, "txfn: options must be a JSON object");
     const unknown = Object.keys(o).filter((k) => OPTION_KEYS.indexOf(k) < 0);
     if (unknown.length) {
@@ -424,34 +427,38 @@
   }
   const log = makeLog();
 
-  function makeContext(inv, functionName) {
-    return Object.freeze({
-      invocationId: inv.id,
-      idempotencyKey: inv.key,
-      workflowId: inv.workflowId,
-      workflowStep: inv.workflowStep,
-      functionName,
-      version: inv.bundle.version,
-      query(sql, params) {
-        const r = runUserSql(sql, params);
-        return Array.isArray(r) ? r : [];
-      },
-      execute(sql, params) {
-        const r = runUserSql(sql, params);
-        return Array.isArray(r) ? r.length : r;
-      },
-      call(fn, input) {
-        const name = typeof fn === "string" ? fn : inv.bundle.names.get(fn);
-        const target = name === undefined ? undefined : inv.bundle.functions.get(name);
-        if (target === undefined) {
-          throw new Error("ctx.call: " + (typeof fn === "string" ? "no function " + fn : "the function is not exported by bundle") + " in bundle version " + inv.bundle.version);
-        }
-        checkIsolation(name, target.options.isolation, inv.isolation);
-        return target.body(makeContext(inv, name), input);
-      },
-      log,
-    });
+  /** The `ctx` of a body (types.ts: Context); one per body run, methods on the prototype. */
+  const INVOCATION = Symbol("txfn invocation");
+  class Context {
+    constructor(inv, functionName) {
+      this.invocationId = inv.id;
+      this.idempotencyKey = inv.key;
+      this.workflowId = inv.workflowId;
+      this.workflowStep = inv.workflowStep;
+      this.functionName = functionName;
+      this.version = inv.bundle.version;
+      this[INVOCATION] = inv;
+    }
+    query(sql, params) {
+      const r = runUserSql(sql, params);
+      return Array.isArray(r) ? r : [];
+    }
+    execute(sql, params) {
+      const r = runUserSql(sql, params);
+      return Array.isArray(r) ? r.length : r;
+    }
+    call(fn, input) {
+      const inv = this[INVOCATION];
+      const name = typeof fn === "string" ? fn : inv.bundle.names.get(fn);
+      const target = name === undefined ? undefined : inv.bundle.functions.get(name);
+      if (target === undefined) {
+        throw new Error("ctx.call: " + (typeof fn === "string" ? "no function " + fn : "the function is not exported by bundle") + " in bundle version " + inv.bundle.version);
+      }
+      checkIsolation(name, target.options.isolation, inv.isolation);
+      return target.body(new Context(inv, name), input);
+    }
   }
+  Context.prototype.log = log;
 
   /**
    * Runs `work` in a subtransaction (rule 4): returns { ok, value } or { ok: false, error }
@@ -555,7 +562,7 @@
     let outcome;
     try {
       const input = inputText === null || inputText === undefined ? null : JSON.parse(inputText);
-      const run = () => encode(fn.body(makeContext(inv, fnName), input));
+      const run = () => encode(fn.body(new Context(inv, fnName), input));
       outcome = withPin({ time, random: makeRandom(seed) }, () => runIsolated(fn.options.readOnly ? () => runReadOnly(run) : run));
     } finally {
       current = outer;
