@@ -71,7 +71,14 @@ function describe(w: WorkflowInfo): string {
 }
 
 function stepLine(s: StepInfo): string {
-  const what = s.status === "ok" ? (s.output === undefined ? "ok" : `ok ${JSON.stringify(s.output)}`) : `error ${s.error?.name}: ${s.error?.message}`;
+  const what =
+    s.status !== "ok"
+      ? `error ${s.error?.name}: ${s.error?.message}`
+      : s.kind === "sleep"
+        ? `until ${new Date(s.output as number).toISOString()}`
+        : s.output === undefined
+          ? "ok"
+          : `ok ${JSON.stringify(s.output)}`;
   const extra = [
     s.invocationId ? `invocation ${s.invocationId}` : "",
     s.attempts && s.attempts > 1 ? `${s.attempts} attempts` : "",
