@@ -14,3 +14,15 @@ CREATE TRUSTED LANGUAGE txv8
   VALIDATOR txv8_call_validator;
 
 COMMENT ON LANGUAGE txv8 IS 'PL/V8-compatible JavaScript (txv8)';
+
+-- Dispose of the calling user's JS context: fresh globals (and txv8.start_proc) on the next call.
+CREATE FUNCTION txv8_reset() RETURNS void
+  AS 'MODULE_PATHNAME' LANGUAGE C;
+
+-- One object per live JS context of this backend, with the engine's heap figures (superuser only).
+CREATE FUNCTION txv8_info() RETURNS json
+  AS 'MODULE_PATHNAME' LANGUAGE C;
+REVOKE ALL ON FUNCTION txv8_info() FROM PUBLIC;
+
+CREATE FUNCTION txv8_version() RETURNS text
+  LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0'::text $$;

@@ -1,0 +1,657 @@
+/* txv8_spi.cc: plv8.execute (with a plan cache), prepare and PreparedPlan, subtransaction, commit and rollback. */
+#include "txv8_spi.h"
+
+#include <list>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+
+#include "txv8_exec.h"
+#include "txv8_plv8.h"
+
+extern "C" {
+#include "parser/analyze.h"
+#include "parser/parse_param.h"
+#include "parser/parse_type.h"
+#include "tcop/tcopprot.h"
+#include "utils/snapmgr.h"
+}
+
+/* ---------- the subtransaction protocol (see txv8_spi.h) ---------- */
+
+void
+txv8_subxact_begin(txv8_subxact_state *s, bool clear_context)
+{
+	if (!IsTransactionOrTransactionBlock())
+		txv8_throw_error("out of transaction");
+	txv8_spi_connect();			/* never inside the subtransaction: its end would pop the connection */
+	s->cxt = CurrentMemoryContext;
+	s->owner = CurrentResourceOwner;
+	s->ectx = error_context_stack;
+	txv8_pg([] { BeginInternalSubTransaction(NULL); });
+	MemoryContextSwitchTo(s->cxt);
+	if (clear_context)
+		error_context_stack = NULL;
+}
+
+void
+txv8_subxact_commit(txv8_subxact_state *s)
+{
+	error_context_stack = s->ectx;
+	txv8_pg([] { ReleaseCurrentSubTransaction(); });
+	MemoryContextSwitchTo(s->cxt);
+	CurrentResourceOwner = s->owner;
+}
+
+void
+txv8_subxact_abort(txv8_subxact_state *s)
+{
+	error_context_stack = s->ectx;
+	MemoryContextSwitchTo(s->cxt);
+	try
+	{
+		txv8_pg([] { RollbackAndReleaseCurrentSubTransaction(); });
+	}
+	catch (txv8_pg_error &e)
+	{
+		txv8_set_uncatchable(e.edata);	/* cannot happen in practice; never let JS go on then */
+	}
+	MemoryContextSwitchTo(s->cxt);
+	CurrentResourceOwner = s->owner;
+}
+
+/* ---------- shared pieces ---------- */
+
+bool
+txv8_spi_read_only(void)
+{
+	return txv8_current_frame != nullptr && txv8_current_frame->read_only;
+}
+
+void
+txv8_spi_collect_args(const v8::FunctionCallbackInfo<v8::Value> &info, int first,
+					  std::vector<v8::Local<v8::Value>> &out)
+{
+	if (info.Length() == first + 1 && info[first]->IsArray())
+	{
+		v8::Local<v8::Array> a = info[first].As<v8::Array>();
+		v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
+		uint32		n = a->Length();
+
+		out.resize(n);
+		for (uint32 i = 0; i < n; i++)
+			if (!a->Get(ctx, i).ToLocal(&out[i]))
+				throw txv8_js_thrown();
+		return;
+	}
+	for (int i = first; i < info.Length(); i++)
+		out.push_back(info[i]);
+}
+
+void
+txv8_spi_params(std::vector<v8::Local<v8::Value>> &args, txv8_typeinfo **infos, Datum **values, char **nulls)
+{
+	size_t		n = args.size();
+
+	*values = (Datum *) txv8_palloc(sizeof(Datum) * Max(n, 1));
+	*nulls = (char *) txv8_palloc(Max(n, 1));
+	for (size_t i = 0; i < n; i++)
+	{
+		bool		isnull;
+
+		(*values)[i] = txv8_value_to_datum(infos[i], args[i], &isnull);
+		(*nulls)[i] = isnull ? 'n' : ' ';
+	}
+}
+
+static txv8_typeinfo **
+txv8_param_infos(int n, Oid *types, MemoryContext cxt)
+{
+	txv8_typeinfo **infos = (txv8_typeinfo **) MemoryContextAllocZero(cxt, sizeof(txv8_typeinfo *) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		infos[i] = txv8_typeinfo_get(types[i], -1, cxt);
+	return infos;
+}
+
+/* Variable parameters as PREPARE deduces them, minus its refusal of undetermined ones. */
+struct txv8_param_hook_arg
+{
+	Oid		   *types;
+	int			n;
+};
+
+static void
+txv8_param_hook(ParseState *pstate, void *arg)
+{
+	txv8_param_hook_arg *a = (txv8_param_hook_arg *) arg;
+
+	setup_parse_variable_parameters(pstate, &a->types, &a->n);
+}
+
+SPIPlanPtr
+txv8_spi_prepare_deduced(const char *sql, int *nargs, Oid **types, MemoryContext cxt)
+{
+	bool		pushed = false;
+
+	if (!ActiveSnapshotSet())
+	{
+		PushActiveSnapshot(GetTransactionSnapshot());
+		pushed = true;
+	}
+	List	   *raw = pg_parse_query(sql);
+	txv8_param_hook_arg arg = {NULL, 0};
+	ListCell   *lc;
+
+	foreach(lc, raw)
+		(void) parse_analyze_withcb(lfirst_node(RawStmt, lc), sql, txv8_param_hook, &arg, NULL);
+	Oid		   *ptypes = arg.types;
+	int			n = arg.n;
+	if (pushed)
+		PopActiveSnapshot();
+
+	Oid		   *t = (Oid *) MemoryContextAlloc(cxt, sizeof(Oid) * Max(n, 1));
+
+	for (int i = 0; i < n; i++)
+		t[i] = (ptypes[i] == InvalidOid || ptypes[i] == UNKNOWNOID) ? TEXTOID : ptypes[i];
+	SPIPlanPtr	plan = SPI_prepare(sql, n, t);
+
+	if (plan == NULL)
+		elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+	*nargs = n;
+	*types = t;
+	return plan;
+}
+
+v8::Local<v8::Value>
+txv8_spi_result(int rc, txv8_rowconv **cache, MemoryContext cache_cxt)
+{
+	if (rc == SPI_ERROR_TRANSACTION)
+		txv8_error(ERRCODE_INVALID_TRANSACTION_TERMINATION,
+				   "transaction control statements cannot run through plv8.execute(); "
+				   "use plv8.commit() or plv8.rollback() in a procedure");
+	if (rc < 0)
+		txv8_error(ERRCODE_INTERNAL_ERROR, "SPI failed: %s", SPI_result_code_string(rc));
+
+	SPITupleTable *tt = SPI_tuptable;
+	uint64		n = SPI_processed;
+	bool		rows = tt != NULL &&
+		(rc == SPI_OK_SELECT || rc == SPI_OK_INSERT_RETURNING || rc == SPI_OK_DELETE_RETURNING ||
+		 rc == SPI_OK_UPDATE_RETURNING || rc == SPI_OK_UTILITY || rc == SPI_OK_REWRITTEN);
+
+	if (!rows)
+	{
+		if (tt)
+			SPI_freetuptable(tt);
+		return v8::Number::New(txv8_isolate, (double) n);
+	}
+	txv8_rowconv *volatile rconv = cache ? *cache : nullptr;
+
+	if (rconv == nullptr || !txv8_rowconv_matches(rconv, tt->tupdesc))
+	{
+		MemoryContext cxt = cache ? cache_cxt : CurrentMemoryContext;
+
+		txv8_pg([&] { rconv = txv8_rowconv_build(tt->tupdesc, cxt); });
+		if (cache)
+			*cache = rconv;
+	}
+	v8::Local<v8::Array> a = txv8_rowconv_rows(rconv, tt, n);
+
+	SPI_freetuptable(tt);
+	return a;
+}
+
+/* ---------- plv8.execute and its plan cache ---------- */
+
+/*
+ * Statements with parameters are prepared once (types deduced by the parser) and kept,
+ * least recently used first out; the plan cache of PostgreSQL revalidates them after
+ * DDL or a search_path change.
+ */
+struct txv8_cached_plan
+{
+	std::string sql;
+	SPIPlanPtr	plan;
+	int			nargs;
+	txv8_typeinfo **params;
+	txv8_rowconv *rowconv;
+	MemoryContext mcxt;
+	int			pins;
+	std::list<txv8_cached_plan *>::iterator lru;
+};
+
+static const size_t txv8_plan_cache_size = 256;
+static std::unordered_map<std::string, txv8_cached_plan *> *txv8_plan_cache;
+static std::list<txv8_cached_plan *> txv8_plan_lru;
+
+static void
+txv8_cached_plan_free(txv8_cached_plan *cp)
+{
+	txv8_plan_cache->erase(cp->sql);
+	txv8_plan_lru.erase(cp->lru);
+	SPI_freeplan(cp->plan);
+	MemoryContextDelete(cp->mcxt);
+	delete cp;
+}
+
+/* Find or prepare; call inside txv8_subxact (preparing may fail). */
+static txv8_cached_plan *
+txv8_cached_plan_get(const char *sql)
+{
+	if (txv8_plan_cache == nullptr)
+		txv8_plan_cache = new std::unordered_map<std::string, txv8_cached_plan *>();
+	std::string key(sql);
+	auto		it = txv8_plan_cache->find(key);
+
+	if (it != txv8_plan_cache->end())
+	{
+		txv8_cached_plan *cp = it->second;
+
+		txv8_plan_lru.splice(txv8_plan_lru.begin(), txv8_plan_lru, cp->lru);
+		return cp;
+	}
+
+	MemoryContext volatile mcxt = nullptr;
+	SPIPlanPtr volatile plan = nullptr;
+	int volatile nargs = 0;
+	txv8_typeinfo **volatile params = nullptr;
+
+	try
+	{
+		txv8_pg([&] {
+			mcxt = AllocSetContextCreate(TopMemoryContext, "txv8 cached plan", ALLOCSET_SMALL_SIZES);
+			int			n;
+			Oid		   *types;
+
+			plan = txv8_spi_prepare_deduced(sql, &n, &types, mcxt);
+			SPI_keepplan(plan);
+			nargs = n;
+			params = txv8_param_infos(n, types, mcxt);
+		});
+	}
+	catch (txv8_pg_error &)
+	{
+		if (plan)
+			SPI_freeplan(plan);
+		if (mcxt)
+			MemoryContextDelete(mcxt);
+		throw;
+	}
+
+	txv8_cached_plan *cp = new txv8_cached_plan();
+
+	cp->sql = std::move(key);
+	cp->plan = plan;
+	cp->nargs = nargs;
+	cp->params = params;
+	cp->mcxt = mcxt;
+	txv8_plan_lru.push_front(cp);
+	cp->lru = txv8_plan_lru.begin();
+	(*txv8_plan_cache)[cp->sql] = cp;
+
+	while (txv8_plan_lru.size() > txv8_plan_cache_size)
+	{
+		txv8_cached_plan *old = nullptr;
+
+		for (auto r = txv8_plan_lru.rbegin(); r != txv8_plan_lru.rend(); ++r)
+			if ((*r)->pins == 0 && *r != cp)
+			{
+				old = *r;
+				break;
+			}
+		if (old == nullptr)
+			break;
+		txv8_cached_plan_free(old);
+	}
+	return cp;
+}
+
+void
+txv8_spi_execute(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		if (info.Length() < 1)
+			return;
+		std::vector<v8::Local<v8::Value>> args;
+
+		txv8_spi_connect();
+		txv8_spi_collect_args(info, 1, args);
+		bool		ro = txv8_spi_read_only();
+		v8::Local<v8::Value> result;
+
+		txv8_subxact([&] {
+			txv8_scratch scratch;
+			char	   *sql = txv8_string_to_server(info[0], nullptr);
+			int volatile rc = 0;
+
+			if (args.empty())
+			{
+				txv8_pg([&] {
+					rc = SPI_execute(sql, ro, 0);
+					MemoryContextSwitchTo(scratch.cxt);
+				});
+				result = txv8_spi_result(rc, nullptr, nullptr);
+				return;
+			}
+			txv8_cached_plan *cp = txv8_cached_plan_get(sql);
+			struct pin
+			{
+				txv8_cached_plan *p;
+				~pin()
+				{
+					p->pins--;
+				}
+			}			pinned{cp};
+
+			cp->pins++;
+			if ((size_t) cp->nargs != args.size())
+				txv8_error(ERRCODE_INTERNAL_ERROR, "parameter numbers mismatch: %d != %d", cp->nargs, (int) args.size());
+			Datum	   *values;
+			char	   *nulls;
+
+			txv8_spi_params(args, cp->params, &values, &nulls);
+			txv8_pg([&] {
+				rc = SPI_execute_plan(cp->plan, values, nulls, ro, 0);
+				MemoryContextSwitchTo(scratch.cxt);
+			});
+			result = txv8_spi_result(rc, &cp->rowconv, cp->mcxt);
+		});
+		info.GetReturnValue().Set(result);
+	});
+}
+
+/* ---------- plv8.prepare and PreparedPlan ---------- */
+
+struct txv8_plan
+{
+	SPIPlanPtr	plan;			/* NULL after free() */
+	int			nargs;			/* -1 after free(), as plv8 reports it */
+	txv8_typeinfo **params;
+	txv8_rowconv *rowconv;
+	MemoryContext mcxt;
+	v8::Global<v8::Object> self;	/* weak: a collected plan is freed later */
+};
+
+static std::unordered_set<txv8_plan *> *txv8_plans;
+static std::vector<txv8_plan *> txv8_unreachable;
+
+static void
+txv8_plan_destroy(txv8_plan *p)
+{
+	if (p->plan)
+		SPI_freeplan(p->plan);
+	MemoryContextDelete(p->mcxt);
+	txv8_plans->erase(p);
+	delete p;
+}
+
+static void
+txv8_plan_weak(const v8::WeakCallbackInfo<txv8_plan> &data)
+{
+	txv8_plan  *p = data.GetParameter();
+
+	p->self.Reset();
+	txv8_unreachable.push_back(p);	/* freed when no JS runs: not from inside the GC */
+}
+
+void
+txv8_spi_release_unreachable(void)
+{
+	for (txv8_plan *p : txv8_unreachable)
+		txv8_plan_destroy(p);
+	txv8_unreachable.clear();
+}
+
+void
+txv8_spi_forget_all(void)
+{
+	txv8_spi_release_unreachable();
+	if (txv8_plans == nullptr)
+		return;
+	std::vector<txv8_plan *> all(txv8_plans->begin(), txv8_plans->end());
+
+	for (txv8_plan *p : all)
+	{
+		p->self.Reset();
+		txv8_plan_destroy(p);
+	}
+}
+
+void
+txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		if (info.Length() < 1)
+			return;
+		std::vector<v8::Local<v8::Value>> typenames;
+
+		/* prepare(sql, ['int', 'text']) or prepare(sql, 'int', 'text') */
+		txv8_spi_connect();
+		txv8_spi_collect_args(info, 1, typenames);
+
+		MemoryContext volatile mcxt = nullptr;
+
+		txv8_pg([&] { mcxt = AllocSetContextCreate(TopMemoryContext, "txv8 plan", ALLOCSET_SMALL_SIZES); });
+		txv8_plan  *p = new txv8_plan();
+
+		p->mcxt = mcxt;
+		if (txv8_plans == nullptr)
+			txv8_plans = new std::unordered_set<txv8_plan *>();
+		txv8_plans->insert(p);
+		try
+		{
+			txv8_subxact([&] {
+				txv8_scratch scratch;
+				char	   *sql = txv8_string_to_server(info[0], nullptr);
+				int			n = (int) typenames.size();
+				Oid		   *types = (Oid *) txv8_palloc(sizeof(Oid) * Max(n, 1));
+				std::vector<char *> names(n);
+
+				for (int i = 0; i < n; i++)
+					names[i] = txv8_string_to_server(typenames[i], nullptr);
+				txv8_pg([&] {
+					SPIPlanPtr	plan;
+					Oid		   *ptypes = types;
+
+					if (n > 0)
+					{
+						for (int i = 0; i < n; i++)
+						{
+							int32		typmod;
+
+							parseTypeString(names[i], &types[i], &typmod, false);
+						}
+						plan = SPI_prepare(sql, n, types);
+						if (plan == NULL)
+							elog(ERROR, "SPI_prepare failed: %s", SPI_result_code_string(SPI_result));
+						p->nargs = n;
+					}
+					else
+					{
+						int			nn;
+
+						plan = txv8_spi_prepare_deduced(sql, &nn, &ptypes, p->mcxt);
+						p->nargs = nn;
+					}
+					SPI_keepplan(plan);
+					p->plan = plan;
+					p->params = txv8_param_infos(p->nargs, ptypes, p->mcxt);
+				});
+			});
+		}
+		catch (...)
+		{
+			txv8_plan_destroy(p);
+			throw;
+		}
+
+		v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
+		v8::Local<v8::Object> obj;
+
+		if (!txv8_template(TXV8_TEMPLATE_PLAN)->InstanceTemplate()->NewInstance(ctx).ToLocal(&obj))
+		{
+			txv8_plan_destroy(p);
+			throw txv8_js_thrown();
+		}
+		obj->SetAlignedPointerInInternalField(0, p);
+		p->self.Reset(txv8_isolate, obj);
+		p->self.SetWeak(p, txv8_plan_weak, v8::WeakCallbackType::kParameter);
+		info.GetReturnValue().Set(obj);
+	});
+}
+
+static txv8_plan *
+txv8_plan_of(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	v8::Local<v8::Object> self = info.This();
+
+	if (!txv8_template(TXV8_TEMPLATE_PLAN)->HasInstance(self) || self->InternalFieldCount() < 1)
+		txv8_throw_error("plan unexpectedly null");
+	return (txv8_plan *) self->GetAlignedPointerFromInternalField(0);
+}
+
+/* Convert the plan's arguments; the count must match (plv8's message). */
+static void
+txv8_plan_args(const v8::FunctionCallbackInfo<v8::Value> &info, txv8_plan *p,
+			   std::vector<v8::Local<v8::Value>> &args)
+{
+	txv8_spi_collect_args(info, 0, args);
+	if ((int) args.size() != p->nargs)
+		txv8_throw_error("plan expected %d argument(s), given is %d", p->nargs, (int) args.size());
+}
+
+void
+txv8_plan_execute(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		txv8_plan  *p = txv8_plan_of(info);
+		std::vector<v8::Local<v8::Value>> args;
+
+		txv8_spi_connect();
+		txv8_plan_args(info, p, args);
+		bool		ro = txv8_spi_read_only();
+		v8::Local<v8::Value> result;
+
+		txv8_subxact([&] {
+			txv8_scratch scratch;
+			Datum	   *values;
+			char	   *nulls;
+			int volatile rc = 0;
+
+			txv8_spi_params(args, p->params, &values, &nulls);
+			txv8_pg([&] {
+				rc = SPI_execute_plan(p->plan, values, nulls, ro, 0);
+				MemoryContextSwitchTo(scratch.cxt);
+			});
+			result = txv8_spi_result(rc, &p->rowconv, p->mcxt);
+		});
+		info.GetReturnValue().Set(result);
+	});
+}
+
+void
+txv8_plan_cursor(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		txv8_plan  *p = txv8_plan_of(info);
+		std::vector<v8::Local<v8::Value>> args;
+
+		txv8_spi_connect();
+		txv8_plan_args(info, p, args);
+		bool		ro = txv8_spi_read_only();
+		Portal volatile portal = nullptr;
+
+		txv8_subxact([&] {
+			txv8_scratch scratch;
+			Datum	   *values;
+			char	   *nulls;
+
+			txv8_spi_params(args, p->params, &values, &nulls);
+			txv8_pg([&] {
+				portal = SPI_cursor_open(NULL, p->plan, values, nulls, ro);
+				MemoryContextSwitchTo(scratch.cxt);
+			});
+		});
+		info.GetReturnValue().Set(txv8_cursor_new(portal));
+	});
+}
+
+void
+txv8_plan_free(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		txv8_plan  *p = txv8_plan_of(info);
+
+		if (p->plan)
+		{
+			SPI_freeplan(p->plan);
+			p->plan = nullptr;
+		}
+		p->nargs = -1;
+		info.GetReturnValue().Set(0);
+	});
+}
+
+/* ---------- plv8.subtransaction, commit, rollback ---------- */
+
+/* fn() in a subtransaction: committed if it returns, rolled back if it throws (the exception is rethrown unchanged). */
+void
+txv8_spi_subtransaction(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] {
+		if (info.Length() < 1 || !info[0]->IsFunction())
+			return;
+		txv8_subxact_state s;
+		v8::Local<v8::Value> r;
+
+		txv8_subxact_begin(&s, false);
+		bool		ok = info[0].As<v8::Function>()->Call(txv8_isolate->GetCurrentContext(),
+														  v8::Undefined(txv8_isolate), 0, nullptr).ToLocal(&r);
+
+		if (!ok)
+		{
+			txv8_subxact_abort(&s);
+			throw txv8_js_thrown();
+		}
+		txv8_subxact_commit(&s);
+		info.GetReturnValue().Set(r);
+	});
+}
+
+static void
+txv8_transaction_end(bool commit)
+{
+	txv8_frame *f = txv8_current_frame;
+
+	if (f == nullptr || !f->nonatomic)
+	{
+		v8::Local<v8::Object> err = v8::Exception::Error(
+			txv8_string_internal("invalid transaction termination")).As<v8::Object>();
+		v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
+
+		txv8_discard(err->CreateDataProperty(ctx, txv8_string_internal("sqlerrcode"), txv8_string_internal("2D000")));
+		txv8_discard(err->CreateDataProperty(ctx, txv8_string_internal("code"),
+									   v8::Integer::New(txv8_isolate, ERRCODE_INVALID_TRANSACTION_TERMINATION)));
+		txv8_throw_value(err);
+	}
+	/* no subtransaction can wrap a commit: a failure here ends the call, uncatchable */
+	txv8_spi_connect();
+	txv8_pg([&] {
+		if (commit)
+			SPI_commit();
+		else
+			SPI_rollback();
+	});
+}
+
+void
+txv8_spi_commit(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] { txv8_transaction_end(true); });
+}
+
+void
+txv8_spi_rollback(const v8::FunctionCallbackInfo<v8::Value> &info)
+{
+	txv8_callback([&] { txv8_transaction_end(false); });
+}
