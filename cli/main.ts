@@ -5,6 +5,7 @@ import { registerDeployCommands } from "./commands/deploy.ts";
 import { registerInvokeCommands } from "./commands/invoke.ts";
 import { registerServeCommands } from "./commands/serve.ts";
 import { registerTokenCommands } from "./commands/token.ts";
+import { registerProvenanceCommands } from "./commands/provenance.ts";
 import { registerWorkflowCommands } from "./commands/workflow.ts";
 import { CliError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerServeCommands(program);
   registerTokenCommands(program);
   registerWorkflowCommands(program);
+  registerProvenanceCommands(program);
   return program;
 }
 

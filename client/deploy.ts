@@ -9,6 +9,7 @@
 import pg from "pg";
 import { dropStatements, wrapperStatements, type Bundle, type Manifest } from "../bundler/index.ts";
 import { ensureSystemSchema, migrateApp, type Log } from "../migrations/index.ts";
+import { installCapture } from "../provenance/install.ts";
 
 export class DeployError extends Error {
   override name = "DeployError";
@@ -73,7 +74,12 @@ async function activate(c: pg.ClientBase, version: number, manifest: Manifest, p
 export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): Promise<DeployResult> {
   return inTransaction(url, async (c) => {
     const { language } = await step("bringing the txfn schema up to date", () => ensureSystemSchema(c, log));
+    // Provenance capture (provenance/README.md): its DDL event trigger is in place before the
+    // project's migrations, so their tables are captured from the first row; then one sync.
+    await step("installing provenance capture", () => installCapture(c, { sync: false }));
     const migrations = await step("applying the project's migrations", () => migrateApp(c, bundle.layout.migrationsDir, log));
+    const capture = await step("bringing provenance capture in step with the tables", () => installCapture(c));
+    for (const w of capture.warnings) log(`warning: ${w}`);
     const prior = await activeVersion(c, bundle);
     const functions = Object.keys(bundle.manifest.functions);
     if (prior?.same) {
