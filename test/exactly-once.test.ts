@@ -157,6 +157,31 @@ describe("rule 5: transient errors are never recorded; the caller retries with t
     }
     expect(await db.query("SELECT 1 FROM txfn.invocations WHERE error->>'sqlstate' LIKE '40%'")).toHaveLength(0);
   });
+
+  it("a connection terminated mid-call (admin shutdown, 57P01) is retried on a new connection and applies once", async () => {
+    const before = await counter("b");
+    const victim = new TxfnClient({ url: db.url, poolSize: 1, applicationName: "rule5-victim", baseDelayMs: 20 });
+    try {
+      const call = victim.invoke("add", { counter: "b", by: 11, sleepMs: 1500, tag: "rule5-kill" }, { key: "rule5-kill" });
+      let killed = 0;
+      for (let i = 0; i < 100 && killed === 0; i++) {
+        await new Promise((r) => setTimeout(r, 50));
+        const rows = await db.query<{ ok: boolean }>(
+          "SELECT pg_terminate_backend(pid) AS ok FROM pg_stat_activity WHERE application_name = 'rule5-victim' AND query LIKE '%txfn.invoke%' AND state = 'active'",
+        );
+        killed = rows.filter((r) => r.ok).length;
+      }
+      expect(killed).toBe(1);
+      const r = await call;
+      expect(r).toMatchObject({ ok: true, output: { counter: "b", n: String(before + 11) } });
+      expect(r.attempts).toBeGreaterThan(1);
+    } finally {
+      await victim.close();
+    }
+    expect(await counter("b")).toBe(before + 11);
+    expect(await runs("add", "rule5-kill")).toBe(1);
+    expect(await invocationRows("rule5-kill")).toHaveLength(1);
+  });
 });
 
 describe("rule 6: void, null, bigint, Date and numeric round-trip as documented", () => {
