@@ -359,7 +359,13 @@
       data[k] = e[k];
       hasData = true;
     }
-    if (hasData) out.data = JSON.parse(encode(data) || "{}");
+    if (hasData) {
+      try {
+        out.data = JSON.parse(encode(data) || "{}");
+      } catch (encodeError) {
+        out.data = { unencodable: String(encodeError && encodeError.message) }; // e.g. a cycle
+      }
+    }
     return out;
   }
 
@@ -570,9 +576,18 @@
     }
     if (!outcome.ok && isTransient(outcome.error)) throw outcome.error; // rule 5: never recorded
     const output = outcome.ok ? outcome.value : null;
-    const error = outcome.ok ? null : JSON.stringify(describeError(outcome.error), encodeReplacer);
+    const error = outcome.ok ? null : recordedErrorJson(outcome.error);
     p.finish.execute([row.ctid, outcome.ok ? "ok" : "error", output, error]);
     return envelopeText(row.id, row.version, output, error);
+  }
+
+  /** JSON of the recorded error; an error that cannot be described still gets recorded. */
+  function recordedErrorJson(e) {
+    try {
+      return JSON.stringify(describeError(e), encodeReplacer);
+    } catch (describeFailure) {
+      return JSON.stringify({ name: "Error", message: "txfn: the thrown value could not be described: " + String(describeFailure) });
+    }
   }
 
   /**

@@ -102,3 +102,16 @@ describe("source maps", () => {
     expect(checked).toBeGreaterThan(50);
   });
 });
+
+describe("recording odd errors", () => {
+  it("an error whose data cannot be encoded (a cycle) is still described", () => {
+    const e = inCtx("(() => { const e = new Error('cyclic'); e.self = { e }; e.self.back = e.self; return e; })()");
+    expect(pure.describeError(e)).toMatchObject({ name: "Error", message: "cyclic", data: { unencodable: expect.stringMatching(/circular/i) } });
+  });
+
+  it("the fresh envelope matches the documented shape", () => {
+    expect(JSON.parse(pure.envelopeText("7", 3, '{"a":1}', null))).toEqual({ output: { a: 1 }, invocationId: "7", version: 3, replayed: false });
+    expect(JSON.parse(pure.envelopeText("7", 3, null, null))).toEqual({ invocationId: "7", version: 3, replayed: false });
+    expect(JSON.parse(pure.envelopeText("7", 3, null, '{"name":"E"}'))).toEqual({ error: { name: "E" }, invocationId: "7", version: 3, replayed: false });
+  });
+});

@@ -11,6 +11,7 @@ const source = readFileSync(fileURLToPath(new URL("../../runtime-sql/runtime.js"
 
 export interface RuntimePure {
   encode(value: unknown): string | null;
+  envelopeText(id: string, version: number, output: string | null, error: string | null): string;
   makeRandom(seed: number): () => number;
   decodeMappings(mappings: string): number[][][];
   originalPosition(map: { sources: string[]; lines: number[][][] }, line: number, column: number): { source: string; line: number; column: number } | null;
