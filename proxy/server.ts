@@ -143,7 +143,8 @@ export async function startProxy(
   };
 
   // The body is kept as text: it becomes the jsonb input unchanged (every digit the caller sent).
-  app.removeContentTypeParser("application/json");
+  app.removeAllContentTypeParsers(); // anything but JSON is 415
+
   app.addContentTypeParser("application/json", { parseAs: "string" }, (_req, text, done) => {
     const raw = String(text);
     if (raw.trim() === "") return done(null, { raw: "null", value: null } satisfies JsonBody);

@@ -1,16 +1,9 @@
 /** `txfn serve`: the thin HTTP proxy in front of the database (proxy/). */
 import type { Command } from "commander";
 import { databaseUrl } from "../../db/connection.ts";
-import {
-  LOG_LEVELS,
-  PROXY_DEFAULTS,
-  ProxyConfigError,
-  ProxyRoleError,
-  checkInvokerRole,
-  provisionInvokerRole,
-  startProxy,
-  type LogLevel,
-} from "../../proxy/index.ts";
+// proxy/config.ts has no dependencies; the server loads fastify, ajv and prom-client (~0.5 s),
+// so it is imported only when `serve` runs, not for every txfn command.
+import { DEFAULTS as PROXY_DEFAULTS, LOG_LEVELS, type LogLevel } from "../../proxy/config.ts";
 import { CliError } from "../errors.ts";
 
 interface ServeOptions {
@@ -63,6 +56,7 @@ export function registerServeCommands(program: Command): void {
     .option("--log-level <level>", `pino log level on stdout (${LOG_LEVELS.join(", ")})`, d.logLevel)
     .option("--expose-stacks", "include the recorded stack (source file:line) of application errors in 422 responses")
     .action(async (opts: ServeOptions) => {
+      const { ProxyConfigError, ProxyRoleError, checkInvokerRole, provisionInvokerRole, startProxy } = await import("../../proxy/index.ts");
       if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
       const config = {
         port: int("--port", opts.port, 0, 65535),

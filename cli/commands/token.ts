@@ -1,8 +1,10 @@
 /** `txfn token create|list|revoke`: bearer tokens of the HTTP proxy (proxy/tokens.ts). */
 import type { Command } from "commander";
 import { databaseUrl } from "../../db/connection.ts";
-import { TokenError, createToken, listTokens, revokeToken } from "../../proxy/index.ts";
 import { CliError } from "../errors.ts";
+
+/** The proxy's token functions, imported on use (the proxy package loads fastify). */
+const tokens = () => import("../../proxy/index.ts");
 
 const list = (text: string | undefined): string[] => (text ? text.split(",").map((s) => s.trim()).filter(Boolean) : []);
 
@@ -16,6 +18,7 @@ function parseExpiry(text: string): Date {
 }
 
 async function run<T>(body: () => Promise<T>): Promise<T> {
+  const { TokenError } = await tokens();
   try {
     return await body();
   } catch (err) {
@@ -42,7 +45,7 @@ export function registerTokenCommands(program: Command): void {
         workflows: list(opts.workflows),
         ...(opts.expires !== undefined ? { expiresAt: parseExpiry(opts.expires) } : {}),
       };
-      const t = await run(async () => createToken(await databaseUrl({ log: (m) => console.error(m) }), spec));
+      const t = await run(async () => (await tokens()).createToken(await databaseUrl({ log: (m) => console.error(m) }), spec));
       for (const f of t.unknownFunctions) console.error(`txfn: warning: ${f} is not a function of the active bundle (the token allows it anyway)`);
       if (opts.json) {
         const { unknownFunctions: _unknown, ...out } = t;
@@ -62,7 +65,7 @@ export function registerTokenCommands(program: Command): void {
     .option("--all", "include revoked tokens")
     .option("--json", "print JSON")
     .action(async (opts: { all?: boolean; json?: boolean }) => {
-      const rows = await run(async () => listTokens(await databaseUrl({ log: (m) => console.error(m) }), { all: opts.all === true }));
+      const rows = await run(async () => (await tokens()).listTokens(await databaseUrl({ log: (m) => console.error(m) }), { all: opts.all === true }));
       if (opts.json) return console.log(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return console.log("no tokens");
       for (const r of rows) {
@@ -79,7 +82,7 @@ export function registerTokenCommands(program: Command): void {
     .description("revoke a live token by id or name; running proxies stop accepting it at once (NOTIFY)")
     .argument("<id-or-name>", "the token's id or name (see txfn token list)")
     .action(async (idOrName: string) => {
-      const r = await run(async () => revokeToken(await databaseUrl({ log: (m) => console.error(m) }), idOrName));
+      const r = await run(async () => (await tokens()).revokeToken(await databaseUrl({ log: (m) => console.error(m) }), idOrName));
       console.log(`revoked token ${r.id}${r.name ? ` (${r.name})` : ""}`);
     });
 }
