@@ -6,12 +6,17 @@
  *   (a) plpgsql — a hand-written PL/pgSQL function doing the same SQL, no recording (the limit);
  *   (b) node-pg — the same logic in Node: BEGIN, 3 × (select, update), idempotency row, COMMIT.
  *
+ * plus, for reading the ratios against DESIGN's anchors (whose PL/pgSQL limit wrote an
+ * idempotency row), plpgsql-idem: the PL/pgSQL function that also inserts an idempotency row.
+ *
  * All variants run at SERIALIZABLE (the function's declared level), retry 40001/40P01, order
  * their SKUs (no deadlocks), and alternate round by round so autovacuum and the noisy 2-core
  * machine hit all of them alike; the median round is reported with the spread. The client's
  * CPU share is printed: client and server share the cores.
  *
- * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000]
+ * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000 --async-commit]
+ * --async-commit sets synchronous_commit = off for every variant: commits stop waiting for the
+ * WAL flush, so the run measures CPU cost without the disk (useful when other work shares it).
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
  */
 import { randomUUID } from "node:crypto";
@@ -29,6 +34,7 @@ const { values: args } = parseArgs({
     skus: { type: "string", default: "10000" },
     concurrency: { type: "string", default: "1,4,8" },
     keep: { type: "boolean", default: false },
+    "async-commit": { type: "boolean", default: false },
   },
 });
 const SECONDS = Number(args.seconds);
@@ -37,8 +43,8 @@ const SKUS = Number(args.skus);
 const LEVELS = args.concurrency.split(",").map(Number);
 const DB = "txfn_bench_invoke";
 
-type Variant = "txfn" | "plpgsql" | "node-pg";
-const VARIANTS: Variant[] = ["txfn", "plpgsql", "node-pg"];
+type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "node-pg";
+const VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "node-pg"];
 
 const PLPGSQL = `
 CREATE OR REPLACE FUNCTION bench.reserve_plpgsql(orderv jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -50,6 +56,12 @@ BEGIN
     UPDATE shop.inventory SET stock = stock - (it->>'qty')::int WHERE sku = it->>'sku';
   END LOOP;
   RETURN jsonb_build_object('orderId', orderv->>'orderId', 'reserved', true);
+END $$;
+CREATE OR REPLACE FUNCTION bench.reserve_plpgsql_idem(orderv jsonb, key text) RETURNS jsonb LANGUAGE plpgsql AS $$
+DECLARE out jsonb := bench.reserve_plpgsql(orderv);
+BEGIN
+  INSERT INTO bench.node_idempotency (key, output) VALUES (key, out);
+  RETURN out;
 END $$`;
 
 function order(): { orderId: string; items: { sku: string; qty: number }[] } {
@@ -71,6 +83,8 @@ async function call(variant: Variant, c: pg.PoolClient): Promise<number> {
         if (!r.rows[0].r.output) throw new Error(`txfn returned ${JSON.stringify(r.rows[0].r)}`);
       } else if (variant === "plpgsql") {
         await c.query({ name: "plpgsql", text: "SELECT bench.reserve_plpgsql($1::jsonb) AS r", values: [JSON.stringify(o)] });
+      } else if (variant === "plpgsql-idem") {
+        await c.query({ name: "plpgsql-idem", text: "SELECT bench.reserve_plpgsql_idem($1::jsonb, $2) AS r", values: [JSON.stringify(o), o.orderId] });
       } else {
         await c.query("BEGIN");
         try {
@@ -164,11 +178,14 @@ async function main(): Promise<void> {
     await setup.end();
 
     const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-invoke" });
-    pool.on("connect", (c) => void c.query("SET default_transaction_isolation = 'serializable'"));
+    pool.on("connect", (c) => {
+      void c.query("SET default_transaction_isolation = 'serializable'");
+      if (args["async-commit"]) void c.query("SET synchronous_commit = off");
+    });
     pool.on("error", () => {}); // idle connections closed by the final DROP DATABASE
     console.log(
       `bench/invoke: PostgreSQL ${server_version}, bundle v${deployed.version} on ${deployed.language}, ${SKUS} SKUs, 3 items/order, ` +
-        `SERIALIZABLE, ${ROUNDS} rounds × ${SECONDS}s per variant and concurrency (variants alternate)`,
+        `SERIALIZABLE, ${args["async-commit"] ? "synchronous_commit off, " : ""}${ROUNDS} rounds × ${SECONDS}s per variant and concurrency (variants alternate)`,
     );
     const results: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) {
@@ -176,14 +193,14 @@ async function main(): Promise<void> {
         for (const v of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
           const res = await round(pool, v, c);
           results.push(res);
-          console.error(`  round ${r + 1} c=${c} ${v.padEnd(8)} ${res.tps.toFixed(0).padStart(6)} tps  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  retries ${res.retries}  client CPU ${(res.clientCpu * 100).toFixed(0)}%`);
+          console.error(`  round ${r + 1} c=${c} ${v.padEnd(12)} ${res.tps.toFixed(0).padStart(6)} tps  p50 ${res.p50.toFixed(2)} ms  p99 ${res.p99.toFixed(2)} ms  retries ${res.retries}  client CPU ${(res.clientCpu * 100).toFixed(0)}%`);
         }
       }
     }
     await pool.end();
 
     const summary: Record<string, Record<number, { tps: number; min: number; max: number; p50: number; p99: number; clientCpu: number; retries: number }>> = {};
-    console.log("\nvariant    conc   tps (median, [min–max])      p50 ms   p99 ms   client CPU   retries");
+    console.log("\nvariant       conc   tps (median, [min–max])      p50 ms   p99 ms   client CPU   retries");
     for (const v of VARIANTS) {
       summary[v] = {};
       for (const c of LEVELS) {
@@ -199,7 +216,7 @@ async function main(): Promise<void> {
         };
         summary[v]![c] = s;
         console.log(
-          `${v.padEnd(10)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(44) +
+          `${v.padEnd(13)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(44) +
             `${s.p50.toFixed(2).padStart(7)}  ${s.p99.toFixed(2).padStart(7)}   ${(s.clientCpu * 100).toFixed(0).padStart(5)}% of a core  ${s.retries}`,
         );
       }
@@ -210,14 +227,16 @@ async function main(): Promise<void> {
       const t = summary.txfn![c]!.tps;
       const a = t / summary.plpgsql![c]!.tps;
       const b = t / summary["node-pg"]![c]!.tps;
+      const i = t / summary["plpgsql-idem"]![c]!.tps;
       ratios[`plpgsql_c${c}`] = a;
+      ratios[`plpgsql_idem_c${c}`] = i;
       ratios[`nodepg_c${c}`] = b;
       const target = c === 8 ? `   (targets at c=8: ≥ 0.75 and ≥ 2.0: ${a >= 0.75 ? "met" : "NOT met"}, ${b >= 2 ? "met" : "NOT met"})` : "";
-      console.log(`  c=${c}: vs PL/pgSQL ${a.toFixed(2)}×, vs node-pg ${b.toFixed(2)}×${target}`);
+      console.log(`  c=${c}: vs PL/pgSQL ${a.toFixed(2)}×, vs node-pg ${b.toFixed(2)}×, vs PL/pgSQL+idempotency row ${i.toFixed(2)}×${target}`);
     }
     mkdirSync("bench/results", { recursive: true });
     const file = `bench/results/invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
-    writeFileSync(file, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, skus: SKUS, results, summary, ratios }, null, 2));
+    writeFileSync(file, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, skus: SKUS, asyncCommit: args["async-commit"], results, summary, ratios }, null, 2));
     console.log(`\nraw rounds: ${file}`);
   } finally {
     if (!args.keep) await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
