@@ -18,6 +18,7 @@ import {
   TXF,
   TxfnError,
   isConnectionError,
+  isMissingSchema,
   isTransientError,
   type RecordedError,
 } from "./errors.ts";
@@ -207,8 +208,8 @@ export class TxfnClient {
         )
         .then(
           (r) => new Map(r.rows.map((row) => [row.name, row.isolation])),
-          (e: { code?: string }) => {
-            if (e.code === "42P01" || e.code === "3F000") return new Map<string, IsolationLevel>(); // nothing deployed yet
+          (e: unknown) => {
+            if (isMissingSchema(e)) return new Map<string, IsolationLevel>(); // nothing deployed yet
             throw e;
           },
         );

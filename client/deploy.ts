@@ -8,7 +8,8 @@
  */
 import pg from "pg";
 import { dropStatements, wrapperStatements, type Bundle, type Manifest } from "../bundler/index.ts";
-import { ensureSystemSchema, migrateApp, type Log } from "../migrations/index.ts";
+import { ensureSystemSchema, lockDeploys, migrateApp, type Log } from "../migrations/index.ts";
+import { isMissingSchema } from "./errors.ts";
 import { installCapture } from "../provenance/install.ts";
 
 export class DeployError extends Error {
@@ -48,6 +49,20 @@ interface Active {
   manifest: Manifest;
   /** The active bundle has this code (by hash) and manifest (jsonb equality). */
   same: boolean;
+}
+
+/** Runs `body` on a fresh connection; a database without the txfn schema reads as empty. */
+async function readOrEmpty<T>(url: string, body: (c: pg.Client) => Promise<T[]>): Promise<T[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    return await body(client);
+  } catch (err) {
+    if (isMissingSchema(err)) return [];
+    throw err;
+  } finally {
+    await client.end();
+  }
 }
 
 async function activeVersion(c: pg.ClientBase, candidate?: Bundle): Promise<Active | null> {
@@ -125,9 +140,7 @@ export interface VersionInfo {
 
 /** Every deployed version, newest first. */
 export async function listVersions(url: string): Promise<VersionInfo[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return readOrEmpty(url, async (client) => {
     const r = await client.query(
       "SELECT version, active, deployed_at, activated_at, deployed_by, size_bytes, hash, " +
         "ARRAY(SELECT jsonb_object_keys(manifest->'functions') ORDER BY 1) AS functions FROM txfn.bundles ORDER BY version DESC",
@@ -142,12 +155,7 @@ export async function listVersions(url: string): Promise<VersionInfo[]> {
       hash: row.hash,
       functions: row.functions,
     }));
-  } catch (err) {
-    if ((err as { code?: string }).code === "3F000" || (err as { code?: string }).code === "42P01") return [];
-    throw err;
-  } finally {
-    await client.end();
-  }
+  });
 }
 
 /**
@@ -157,10 +165,9 @@ export async function listVersions(url: string): Promise<VersionInfo[]> {
  */
 export async function rollback(url: string, version?: number): Promise<{ version: number; previous: number | null }> {
   return inTransaction(url, async (c) => {
-    await c.query("SELECT pg_advisory_xact_lock(hashtext('txfn: schema and deploy'))");
-    const prior = await activeVersion(c).catch((e: { code?: string }) => {
-      if (e.code === "3F000" || e.code === "42P01") throw new DeployError("nothing has been deployed to this database");
-      throw e;
+    await lockDeploys(c);
+    const prior = await activeVersion(c).catch((e: unknown) => {
+      throw isMissingSchema(e) ? new DeployError("nothing has been deployed to this database") : e;
     });
     let target = version;
     if (target === undefined) {
@@ -199,9 +206,7 @@ export async function listInvocations(
   url: string,
   filter: { fn?: string; since?: Date; limit?: number } = {},
 ): Promise<InvocationRow[]> {
-  const client = new pg.Client({ connectionString: url });
-  await client.connect();
-  try {
+  return readOrEmpty(url, async (client) => {
     const r = await client.query(
       "SELECT id::text, idempotency_key, function, version, status, input, output, error, isolation, workflow_id, " +
         "workflow_step, role, started_at, ended_at FROM txfn.invocations " +
@@ -225,10 +230,5 @@ export async function listInvocations(
       startedAt: row.started_at,
       endedAt: row.ended_at,
     }));
-  } catch (err) {
-    if ((err as { code?: string }).code === "3F000" || (err as { code?: string }).code === "42P01") return [];
-    throw err;
-  } finally {
-    await client.end();
-  }
+  });
 }

@@ -102,3 +102,9 @@ export function isConnectionError(err: unknown): boolean {
   if (typeof code === "string" && (code.startsWith("08") || code.startsWith("57P") || /^E[A-Z]+$/.test(code))) return true;
   return isTransientError(err) && typeof code !== "string";
 }
+
+/** True for "schema txfn / its tables do not exist yet": nothing has been deployed to this database. */
+export function isMissingSchema(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return code === "3F000" || code === "42P01";
+}

@@ -159,13 +159,18 @@ export async function installRuntime(client: pg.ClientBase, language: JsLanguage
   return true;
 }
 
+/** Queues deploys, rollbacks and migrations behind each other (a transaction-level advisory lock). */
+export async function lockDeploys(client: pg.ClientBase): Promise<void> {
+  await client.query("SELECT pg_advisory_xact_lock(hashtext('txfn: schema and deploy'))");
+}
+
 /**
  * Brings the txfn schema up to date inside the caller's transaction: language, system
  * migrations, runtime functions. Takes a transaction-level advisory lock so concurrent
  * deploys/migrations queue instead of interleaving.
  */
 export async function ensureSystemSchema(client: pg.ClientBase, log?: Log): Promise<{ language: JsLanguage; applied: string[] }> {
-  await client.query("SELECT pg_advisory_xact_lock(hashtext('txfn: schema and deploy'))");
+  await lockDeploys(client);
   const language = await ensureLanguage(client);
   const applied = await migrateInTransaction(client, { dir: SYSTEM_MIGRATIONS_DIR, table: "migrations", ...(log ? { log } : {}) });
   await installRuntime(client, language);
