@@ -186,6 +186,8 @@
 
   /** ctx.query/ctx.execute: user SQL through a per-context plan cache (bounded, oldest out first). */
   const USER_PLAN_LIMIT = 256;
+  /** A `;` followed by more SQL: several statements in one string (run unprepared, as plv8.execute does). */
+  const MULTI_STATEMENT = /;\s*\S/;
   const userPlans = new Map();
   function runUserSql(sql, params) {
     if (typeof sql !== "string") throw new TypeError("ctx.query/ctx.execute: sql must be a string");
@@ -193,6 +195,7 @@
     if (!Array.isArray(args)) throw new TypeError("ctx.query/ctx.execute: params must be an array");
     let plan = userPlans.get(sql);
     if (plan === undefined) {
+      if (args.length === 0 && MULTI_STATEMENT.test(sql)) return plv8.execute(sql); // cannot be prepared
       plan = plv8.prepare(sql);
       if (userPlans.size >= USER_PLAN_LIMIT) {
         const oldest = userPlans.keys().next().value; // first prepared goes first

@@ -314,6 +314,11 @@ describe("readOnly and ctx.call", () => {
     expect(await db.query("SELECT status FROM txfn.invocations WHERE id = $1", [w.invocationId])).toEqual([{ status: "error" }]);
   });
 
+  it("several statements in one ctx.execute string run (unprepared)", async () => {
+    const before = await counter("c");
+    expect(await client.invoke("multiStatement", null)).toMatchObject({ ok: true, output: String(before) });
+  });
+
   it("ctx.call runs another function in the same transaction and invocation", async () => {
     const before = await counter("b");
     const count = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM txfn.invocations"))[0]!.n);
