@@ -16,3 +16,4 @@ export {
   type TokenInfo,
   type TokenSpec,
 } from "./tokens.ts";
+export { workflowEndpoints, type WorkflowEndpointOptions } from "./workflows.ts";

@@ -51,6 +51,10 @@ export interface ProxyContext {
   fail: (reply: FastifyReply, failure: HttpFailure) => FastifyReply;
   /** The request body as JSON (null when there was none). */
   body: (req: FastifyRequest) => JsonBody;
+  /** A recorded error as answers show it: `stack` properties removed unless --expose-stacks. */
+  errorView: <T>(error: T) => T;
+  /** The Idempotency-Key header: the key, null when absent, or the 400 to send. */
+  key: (req: FastifyRequest) => string | null | HttpFailure;
 }
 
 /** A part of the proxy registered by another package (e.g. the workflow endpoints). */
@@ -192,11 +196,7 @@ export async function startProxy(
   };
   const body = (req: FastifyRequest): JsonBody => (req.body as JsonBody | undefined) ?? { raw: "null", value: null };
 
-  const stripStack = (error: Record<string, unknown>): Record<string, unknown> => {
-    if (config.exposeStacks || !("stack" in error)) return error;
-    const { stack: _stack, ...rest } = error;
-    return rest;
-  };
+  const stripStack = <T,>(error: T): T => (config.exposeStacks ? error : (withoutStacks(error) as T));
 
   app.post<{ Params: { name: string } }>(
     "/v1/functions/:name",
@@ -215,7 +215,7 @@ export async function startProxy(
       const name = req.params.name;
       req.facts = { fn: name };
       const key = idempotencyKey(req.headers["idempotency-key"]);
-      if (typeof key === "object" && key !== null) return fail(reply, key);
+      if (key !== null && typeof key === "object") return fail(reply, key);
       let fn;
       try {
         fn = await catalog.find(name);
@@ -251,7 +251,7 @@ export async function startProxy(
       metrics.invocation(!env.error, env.replayed);
       req.facts = { fn: name, invocationId: env.invocationId, replayed: env.replayed, ...(env.attempts > 1 ? { attempts: env.attempts } : {}) };
       reply.header("txfn-invocation-id", env.invocationId).header("txfn-version", String(env.version)).header("idempotent-replayed", String(env.replayed));
-      if (env.error) return reply.code(422).type(JSON_TYPE).send(JSON.stringify({ error: stripStack(env.error as unknown as Record<string, unknown>) }));
+      if (env.error) return reply.code(422).type(JSON_TYPE).send(JSON.stringify({ error: stripStack(env.error) }));
       if (!("output" in env)) return reply.code(204).send();
       return reply.code(200).type(JSON_TYPE).send(JSON.stringify(env.output));
     },
@@ -269,7 +269,7 @@ export async function startProxy(
     if (!row || !allows(req.grant!, "function", row.function as string)) {
       return fail(reply, { status: 404, code: "invocation_not_found", message: `no invocation ${id} of a function this token may call` });
     }
-    if (row.error) row.error = stripStack(row.error as Record<string, unknown>);
+    if (row.error) row.error = stripStack(row.error);
     return reply.type(JSON_TYPE).send(JSON.stringify(row));
   });
 
@@ -297,8 +297,18 @@ export async function startProxy(
     return reply.type(JSON_TYPE).send(JSON.stringify(openApiDocument(catalog.version, catalog.functions(), extra)));
   });
 
-  const ctx: ProxyContext = { app, pool, config, authenticate, fail, body };
-  for (const ext of extensions) await ext.register(ctx);
+  const ctx: ProxyContext = { app, pool, config, authenticate, fail, body, errorView: stripStack, key: (req) => idempotencyKey(req.headers["idempotency-key"]) };
+  const registered: ProxyExtension[] = [];
+  try {
+    for (const ext of extensions) {
+      registered.push(ext);
+      await ext.register(ctx);
+    }
+  } catch (err) {
+    for (const ext of registered) await ext.close?.().catch(() => {});
+    await pool.end().catch(() => {});
+    throw err;
+  }
 
   // The database may be down at start: serve 503s until it answers.
   await catalog.refresh().catch(() => {});
@@ -306,6 +316,7 @@ export async function startProxy(
   try {
     await app.listen({ port: config.port, host: config.host });
   } catch (err) {
+    for (const ext of extensions) await ext.close?.().catch(() => {});
     await watcher.stop();
     await pool.end().catch(() => {});
     throw err;
@@ -331,6 +342,15 @@ export async function startProxy(
     return closed;
   };
   return { url: `http://${host}:${port}`, app, config, pool, close };
+}
+
+/** `value` without `stack` properties at any depth (recorded errors nest: a step's failure inside a workflow's). */
+function withoutStacks(value: unknown, depth = 0): unknown {
+  if (depth > 20 || value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((v) => withoutStacks(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) if (k !== "stack") out[k] = withoutStacks(v, depth + 1);
+  return out;
 }
 
 /** The Idempotency-Key header: a string of 1–1000 characters (one pair of surrounding quotes, as in the IETF draft, is removed). */

@@ -1,14 +1,13 @@
 // The proxy's edges in time, on the exactly-once fixture: 204 for a void function, 504 at the
 // request timeout, a client that disconnects mid-request and retries, the `txfn token` and
 // `txfn serve` commands, and SIGTERM under load against a real child process.
-import { spawn, type ChildProcess } from "node:child_process";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken, startProxy, type ProxyServer } from "../proxy/index.ts";
-import { TXFN_BIN, txfn } from "./support/cli.ts";
+import { txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { deployProject } from "./support/deployed.ts";
-import { TEST_ROLE, call, eventually, invokerUrl } from "./support/proxy.ts";
+import { call, eventually, invokerUrl, serve } from "./support/proxy.ts";
 
 const db = useTestDatabase();
 let server: ProxyServer;
@@ -91,28 +90,14 @@ describe("txfn token", () => {
     const [revoked, empty] = await Promise.all([txfn(["token", "revoke", "cli"], env), txfn(["token", "create"], env)]);
     expect(revoked.stdout).toMatch(/revoked token \d+ \(cli\)/);
     expect(empty.stderr).toMatch(/must allow at least one function or workflow/);
-    expect(await eventually(async () => (await call(server.url, "/v1/functions/add", { token: secret, body: { counter: "a", by: 0 } })).status === 401)).toBe(true);
-    expect((await txfn(["token", "revoke", "cli"], env)).stderr).toMatch(/no live token with id or name "cli"/);
+    const [refused, again] = await Promise.all([
+      eventually(async () => (await call(server.url, "/v1/functions/add", { token: secret, body: { counter: "a", by: 0 } })).status === 401),
+      txfn(["token", "revoke", "cli"], env),
+    ]);
+    expect(refused).toBe(true);
+    expect(again.stderr).toMatch(/no live token with id or name "cli"/);
   });
 });
-
-/** `txfn serve` as a child process; resolves with its URL once it listens. */
-function serve(args: string[]): Promise<{ child: ChildProcess; url: string; stderr: () => string }> {
-  const child = spawn(process.execPath, [TXFN_BIN, "serve", "--port", "0", "--role", TEST_ROLE, "--log-level", "warn", ...args], {
-    env: { ...process.env, DATABASE_URL: db.url },
-    stdio: ["ignore", "pipe", "pipe"],
-  });
-  let err = "";
-  child.stdout!.resume();
-  return new Promise((resolve, reject) => {
-    child.stderr!.on("data", (d) => {
-      err += d;
-      const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve({ child, url: m[1]!, stderr: () => err });
-    });
-    child.once("exit", (code) => reject(new Error(`txfn serve exited with ${code}: ${err}`)));
-  });
-}
 
 describe("txfn serve (child process)", () => {
   it("refuses bad options with a message naming them", async () => {
@@ -126,8 +111,7 @@ describe("txfn serve (child process)", () => {
   it("SIGTERM under load: in-flight requests finish, no acknowledged request is lost, retries after a restart apply exactly once", async () => {
     // One counter per worker: no serialization conflicts between them.
     await db.query("INSERT INTO rules.counters SELECT 'w' || g, 0 FROM generate_series(0, 7) g");
-    const { child, url, stderr } = await serve(["--pool-size", "4", "--shutdown-timeout", "20000"]);
-    const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+    const { child, url, stderr, exited } = await serve(db.url, ["--pool-size", "4", "--shutdown-timeout", "20000"]);
     type Outcome = { key: string; status: number | "network"; start: number; end: number };
     const outcomes: Outcome[] = [];
     let sigtermAt = Infinity;
@@ -163,7 +147,7 @@ describe("txfn serve (child process)", () => {
     for (const o of outcomes) expect([200, 503, "network"]).toContain(o.status);
 
     // A client retries what was not acknowledged, with the same keys, on a new server.
-    const second = await serve([]);
+    const second = await serve(db.url);
     try {
       for (const o of outcomes.filter((x) => x.status !== 200)) {
         const r = await call(second.url, "/v1/functions/add", { token, key: o.key, body: body(o.key) });
@@ -171,7 +155,7 @@ describe("txfn serve (child process)", () => {
       }
     } finally {
       second.child.kill("SIGTERM");
-      await new Promise((r) => second.child.once("exit", r));
+      await second.exited;
     }
     const rows = await ledger("load-%");
     expect(rows.map((r) => r.key).sort()).toEqual(outcomes.map((o) => o.key).sort());

@@ -19,6 +19,8 @@ interface ServeOptions {
   tokenCache: string;
   logLevel: string;
   exposeStacks?: boolean;
+  workflows?: string;
+  executorId?: string;
 }
 
 function int(option: string, text: string, min: number, max: number): number {
@@ -35,7 +37,8 @@ export function registerServeCommands(program: Command): void {
     .command("serve")
     .description(
       "serve the deployed functions over HTTP: POST /v1/functions/<name> (JSON body, Idempotency-Key header, " +
-        "bearer token from `txfn token create`) runs one txfn.invoke; also GET /v1/invocations/<id>, /healthz, /readyz, " +
+        "bearer token from `txfn token create`) runs one txfn.invoke; POST /v1/workflows/<name> starts a workflow and " +
+        "GET /v1/workflows/<id> reads it; also GET /v1/invocations/<id>, /healthz, /readyz, " +
         "/metrics (Prometheus), /openapi.json. Functions run as a non-superuser role (--role, or --invoker-url). " +
         "SIGTERM/SIGINT: stop accepting, finish in-flight requests, close the pool.",
     )
@@ -55,8 +58,16 @@ export function registerServeCommands(program: Command): void {
     .option("--token-cache <ms>", "how long in milliseconds a token lookup is reused when no change notification arrives", String(d.tokenCacheMs))
     .option("--log-level <level>", `pino log level on stdout (${LOG_LEVELS.join(", ")})`, d.logLevel)
     .option("--expose-stacks", "include the recorded stack (source file:line) of application errors in 422 responses")
+    .option(
+      "--workflows <dir>",
+      "run the workflows of this function project here (an embedded executor, like `txfn worker <dir>`); without it, " +
+        "started workflows wait for a `txfn worker` that has them",
+    )
+    .option("--executor-id <id>", "with --workflows: stable executor id, so a restart recovers its workflows at once")
     .action(async (opts: ServeOptions) => {
-      const { ProxyConfigError, ProxyRoleError, checkInvokerRole, provisionInvokerRole, startProxy } = await import("../../proxy/index.ts");
+      const { ProxyConfigError, ProxyRoleError, checkInvokerRole, provisionInvokerRole, startProxy, workflowEndpoints } = await import("../../proxy/index.ts");
+      const { WorkflowError, WorkflowOptionsError, loadProject } = await import("../../workflows/index.ts");
+      if (opts.executorId !== undefined && opts.workflows === undefined) throw new CliError("--executor-id needs --workflows <dir>");
       if (!(LOG_LEVELS as readonly string[]).includes(opts.logLevel)) throw new CliError(`--log-level must be one of ${LOG_LEVELS.join(", ")}`);
       const config = {
         port: int("--port", opts.port, 0, 65535),
@@ -84,9 +95,15 @@ export function registerServeCommands(program: Command): void {
       }
       let server;
       try {
-        server = await startProxy({ ...config, invokerUrl });
+        const project = opts.workflows === undefined ? undefined : await loadProject(opts.workflows);
+        const workflows = workflowEndpoints({
+          ...(project ? { workflows: project } : {}),
+          ...(opts.executorId !== undefined ? { executor: { executorId: opts.executorId } } : {}),
+        });
+        server = await startProxy({ ...config, invokerUrl }, [workflows]);
+        if (project) console.error(`txfn serve: running workflows ${project.workflows.map((w) => w.definition.name).join(", ")}`);
       } catch (err) {
-        if (err instanceof ProxyConfigError) throw new CliError(err.message);
+        if (err instanceof ProxyConfigError || err instanceof WorkflowOptionsError || err instanceof WorkflowError) throw new CliError(err.message);
         if ((err as { code?: string }).code === "EADDRINUSE") throw new CliError(`${config.host}:${config.port} is already in use`, "choose another --port (0 = any free one)");
         throw err;
       }

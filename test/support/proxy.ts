@@ -1,5 +1,7 @@
 /** Running the HTTP proxy against a test file's database, and calling it over loopback. */
+import { spawn, type ChildProcess } from "node:child_process";
 import { provisionInvokerRole } from "../../proxy/index.ts";
+import { TXFN_BIN } from "./cli.ts";
 
 /** The non-superuser role test proxies run functions as (cluster-wide, shared by test files). */
 export const TEST_ROLE = "txfn_proxy_test";
@@ -62,4 +64,32 @@ export async function eventually(check: () => Promise<boolean>, ms = 10_000): Pr
     if (Date.now() > end) return false;
     await new Promise((r) => setTimeout(r, 50));
   }
+}
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  /** stderr so far. */
+  stderr: () => string;
+  /** Resolves with the exit code. */
+  exited: Promise<number | null>;
+}
+
+/** `txfn serve --port 0 --role TEST_ROLE …` as a child process on `adminUrl`; resolves once it listens. */
+export function serve(adminUrl: string, args: string[] = []): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [TXFN_BIN, "serve", "--port", "0", "--role", TEST_ROLE, "--log-level", "warn", ...args], {
+    env: { ...process.env, DATABASE_URL: adminUrl },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let err = "";
+  child.stdout!.resume();
+  const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
+  return new Promise((resolve, reject) => {
+    child.stderr!.on("data", (d) => {
+      err += d;
+      const m = /listening on (http:\/\/\S+)/.exec(err);
+      if (m) resolve({ child, url: m[1]!, stderr: () => err, exited });
+    });
+    void exited.then((code) => reject(new Error(`txfn serve exited with ${code}: ${err}`)));
+  });
 }
