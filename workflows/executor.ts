@@ -29,7 +29,7 @@ import {
   type ExecutorTuning,
   type ResolvedTuning,
 } from "./options.ts";
-import { WorkflowRun, describeError, type AbortReason, type RunHost } from "./run.ts";
+import { WorkflowRun, describeError, type AbortReason, type RunHost, type RunOutcome } from "./run.ts";
 import { WorkflowStore, type StepRow, type WorkflowRow } from "./store.ts";
 import type { StartOptions, WorkflowDefinition, WorkflowHandle } from "./types.ts";
 
@@ -48,7 +48,8 @@ export interface ExecutorOptions extends ExecutorTuning {
 interface Entry {
   run: WorkflowRun | null;
   pendingAbort: AbortReason | null;
-  done: Promise<void>;
+  /** Settles when the local run ends, with its outcome when it got one. */
+  done: Promise<RunOutcome | null>;
 }
 
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
@@ -168,9 +169,24 @@ export class Executor {
     return this.handle<O>(wid);
   }
 
-  /** A handle; `result()` wakes as soon as a local run ends. */
+  /**
+   * A handle. While the workflow runs here, `result()` waits for the local run and, on SUCCESS,
+   * returns its output without reading the row again (as DBOS's handles do for local workflows).
+   */
   handle<O = unknown>(id: string): WorkflowHandle<O> {
-    return makeHandle<O>(this.store, id, () => this.runs.get(id)?.done);
+    const base = makeHandle<O>(this.store, id, () => this.runs.get(id)?.done);
+    const local = this.runs.get(id)?.done;
+    if (!local) return base;
+    return Object.freeze({
+      ...base,
+      async result(options: { timeoutMs?: number } = {}) {
+        if (options.timeoutMs === undefined) {
+          const outcome = await local;
+          if (outcome && "finished" in outcome && outcome.finished === "SUCCESS") return outcome.output as O;
+        }
+        return base.result(options);
+      },
+    });
   }
 
   /**
@@ -243,29 +259,31 @@ export class Executor {
   /** Runs workflow `id` here unless it already runs here; loads its row/history when not given. */
   private launch(id: string, given: WorkflowRow | null, history: StepRow[] | null): void {
     if (this.runs.has(id)) return;
-    const entry: Entry = { run: null, pendingAbort: null, done: Promise.resolve() };
+    const entry: Entry = { run: null, pendingAbort: null, done: Promise.resolve(null) };
     this.runs.set(id, entry);
     const inc = this.inc;
-    entry.done = (async () => {
+    entry.done = (async (): Promise<RunOutcome | null> => {
       try {
         const row = given ?? (await this.store.get(id));
-        if (!row || row.status !== "PENDING" || row.owner !== inc) return;
+        if (!row || row.status !== "PENDING" || row.owner !== inc) return null;
         const def = this.defs.get(row.name);
-        if (!def) return;
-        if (await this.parkIfNeeded(row, def, inc)) return;
+        if (!def) return null;
+        if (await this.parkIfNeeded(row, def, inc)) return null;
         const run = new WorkflowRun(this.runHost(inc), row, def.definition, history ?? (await this.store.history(id)));
         entry.run = run;
         if (entry.pendingAbort) run.abort(entry.pendingAbort);
         const outcome = await run.execute();
         this.log(
           "aborted" in outcome && outcome.aborted === "infrastructure" ? "warn" : "debug",
-          { workflowId: id, name: row.name, ...outcome },
+          { workflowId: id, name: row.name, ...("aborted" in outcome ? outcome : { finished: outcome.finished }) },
           "workflow run ended",
         );
+        return outcome;
       } catch (err) {
         // The store kept failing (or a bug): the workflow stays PENDING and owned by this
         // incarnation, and the claim loop takes it again (owner = me and not running here).
         this.log("warn", { workflowId: id, err: describeError(err) }, "workflow run failed; it will be claimed again");
+        return null;
       } finally {
         this.runs.delete(id);
         this.wake();

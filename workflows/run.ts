@@ -23,7 +23,7 @@ import {
   validateStepOptions,
   validateTransactionStepOptions,
 } from "./options.ts";
-import { decodeOutput, jsonText, type StepRow, type WorkflowRow, type WorkflowStore } from "./store.ts";
+import { decodeOutput, jsonText, type StepRecord, type StepRow, type WorkflowRow, type WorkflowStore } from "./store.ts";
 import type {
   ChildHandle,
   Compensation,
@@ -69,7 +69,7 @@ export interface RunHost {
 }
 
 /** The final outcome of a run, for the executor's log and tests. */
-export type RunOutcome = { finished: WorkflowStatus } | { aborted: AbortReason };
+export type RunOutcome = { finished: WorkflowStatus; output?: unknown } | { aborted: AbortReason };
 
 const bigintSafe = (_k: string, v: unknown) => (typeof v === "bigint" ? v.toString() : v);
 
@@ -125,6 +125,13 @@ export class WorkflowRun {
   private readonly compensations: Registered[] = [];
   private compensating: number | null = null;
   private readonly inflight = new Set<Promise<unknown>>();
+  /**
+   * Outcomes of external steps not written yet: the next statement of this run writes them in its
+   * own transaction (a transaction step, a sleep/now/random record, the finish), and they are
+   * flushed on their own before another external step or a child starts. Losing them in a crash
+   * only makes the step run again (at least once); see workflows/README.md.
+   */
+  private deferred: StepRecord[] = [];
 
   constructor(
     private readonly host: RunHost,
@@ -209,9 +216,11 @@ export class WorkflowRun {
 
   private async finish(status: Exclude<WorkflowStatus, "PENDING">, output: unknown, error: RecordedWorkflowError | null, park: "non-determinism" | null): Promise<RunOutcome> {
     const errorJson = error === null ? null : JSON.stringify(error);
-    const done = await this.host.store.finish(this.id, this.host.incarnation, status, jsonText(output), errorJson, park);
+    const outputJson = jsonText(output);
+    const done = await this.withDeferred((batch) => this.host.store.finish(this.id, this.host.incarnation, status, outputJson, errorJson, park, batch));
     if (!done) return { aborted: (await this.host.store.get(this.id))?.status === "CANCELLED" ? "cancelled" : "lease-lost" };
-    return { finished: status };
+    // The output as a reader of the row gets it (through JSON), so a local waiter sees the same value.
+    return status === "SUCCESS" ? { finished: status, output: outputJson === null ? undefined : JSON.parse(outputJson) } : { finished: status };
   }
 
   /** Waits for ctx calls the body started but did not await. */
@@ -257,6 +266,24 @@ export class WorkflowRun {
     }
   }
 
+  /** Hands the deferred records to one statement; puts them back if it fails. */
+  private async withDeferred<T>(call: (batch: StepRecord[]) => Promise<T>): Promise<T> {
+    const batch = this.deferred.splice(0);
+    try {
+      return await call(batch);
+    } catch (e) {
+      this.deferred.unshift(...batch);
+      throw e;
+    }
+  }
+
+  /** Writes the deferred records now (before an external effect that may depend on them). */
+  private async flushDeferred(): Promise<void> {
+    if (this.deferred.length === 0) return;
+    const held = await this.db(() => this.withDeferred((batch) => this.host.store.flush(this.host.incarnation, this.id, batch)));
+    if (!held) await this.fenceFailed();
+  }
+
   /** A write was refused by the fence: the workflow was cancelled or another executor owns it now. */
   private async fenceFailed(): Promise<never> {
     const row = await this.db(() => this.host.store.get(this.id));
@@ -266,9 +293,14 @@ export class WorkflowRun {
   private async record(n: number, kind: StepKind, name: string, ok: boolean, value: unknown, attempts: number | null, startedAt: Date): Promise<StepRow> {
     const json = ok ? jsonText(value) : JSON.stringify(describeError(value));
     const rec = await this.db(() =>
-      this.host.store.recordStep(this.host.incarnation, {
-        workflowId: this.id, step: n, kind, name, ok, json, attempts, compensates: this.compensating, startedAt,
-      }),
+      this.withDeferred((batch) =>
+        this.host.store.recordStep(
+          this.host.incarnation,
+          this.id,
+          { workflowId: this.id, step: n, kind, name, ok, json, attempts, compensates: this.compensating, startedAt },
+          batch,
+        ),
+      ),
     );
     if (!rec) return this.fenceFailed();
     if (rec.kind !== kind || rec.name !== name) {
@@ -320,10 +352,12 @@ export class WorkflowRun {
       failure = rec.error;
     } else {
       const env = await this.db(() =>
-        this.host.store.transactionStep({
-          owner: this.host.incarnation, workflowId: this.id, step: n, fn: name, input, version: this.row.bundle_version,
-          compensates: this.compensating, startedAt: new Date(),
-        }),
+        this.withDeferred((deferred) =>
+          this.host.store.transactionStep({
+            owner: this.host.incarnation, workflowId: this.id, step: n, fn: name, input, version: this.row.bundle_version,
+            compensates: this.compensating, startedAt: new Date(), deferred,
+          }),
+        ),
       );
       if (env === null) return this.fenceFailed();
       ok = env.error === undefined;
@@ -343,6 +377,7 @@ export class WorkflowRun {
     const { n, rec: recorded } = this.begin("step", name);
     let rec = recorded;
     if (!rec) {
+      await this.flushDeferred();
       const startedAt = new Date();
       let attempt = 0;
       let result: { ok: boolean; value: unknown };
@@ -365,7 +400,14 @@ export class WorkflowRun {
           this.checkLive();
         }
       }
-      rec = await this.record(n, "step", name, result.ok, result.value, attempt, startedAt);
+      // Deferred: written by the run's next statement (module comment of `deferred`).
+      const json = result.ok ? jsonText(result.value) : JSON.stringify(describeError(result.value));
+      this.deferred.push({ workflowId: this.id, step: n, kind: "step", name, ok: result.ok, json, attempts: attempt, compensates: this.compensating, startedAt });
+      this.checkLive();
+      if (!result.ok) throw new StepFailedError(n, name, "step", JSON.parse(json!) as RecordedWorkflowError);
+      const output = decodeOutput(json) as O; // what a replay will return
+      this.registerCompensation(n, opts.compensate, undefined, output);
+      return output;
     }
     this.checkLive();
     if (rec.status !== "ok") throw new StepFailedError(n, name, "step", rec.error ?? { name: "Error", message: "unknown failure" });
@@ -418,6 +460,7 @@ export class WorkflowRun {
       childId = (decodeOutput(rec.output) as { workflowId: string }).workflowId;
     } else {
       childId = opts.id ?? `${this.id}/${n}`;
+      await this.flushDeferred();
       const r = await this.db(() =>
         this.host.store.startChild(
           this.host.incarnation,

@@ -68,7 +68,7 @@ export interface Envelope {
   replayed: boolean;
 }
 
-/** A step outcome to record. */
+/** A step outcome to record (also the shape of a deferred record). */
 export interface StepRecord {
   workflowId: string;
   step: number;
@@ -104,13 +104,28 @@ const STEP_COLUMNS = "step, kind, name, status, output::text AS output, error, i
 const FENCE = "SELECT 1 FROM txfn.workflows WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING'";
 
 /**
- * A transaction step in ONE statement, hence one transaction: the fence, txfn.invoke (key
- * `<workflowId>:<step>`) and the step's row. The CASE keeps the invoke from running when the fence
- * fails (cancelled, or claimed by another executor); the result is then NULL.
- * $1 workflow id, $2 owner, $3 fn, $4 input, $5 key, $6 options, $7 step, $8 compensates, $9 started_at.
+ * Outcomes of external steps not yet written (see "Deferred step records" in workflows/README.md):
+ * a JSON array of StepRecord-like objects, inserted by the next statement of the run in the same
+ * transaction, behind the same fence. `output` travels as JSON text (null = undefined).
+ * $1 workflow id; the array is the parameter named in each statement.
+ */
+function deferredInsert(param: string, fenceCte: string): string {
+  return `INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, attempts, compensates, started_at)
+  SELECT $1, (x->>'step')::int, x->>'kind', x->>'name', x->>'status', (x->>'output')::jsonb, NULLIF(x->'error', 'null'::jsonb),
+         (x->>'attempts')::int, (x->>'compensates')::int, (x->>'startedAt')::timestamptz
+  FROM jsonb_array_elements(${param}::jsonb) x WHERE EXISTS (SELECT 1 FROM ${fenceCte})
+  ON CONFLICT (workflow_id, step) DO NOTHING`;
+}
+
+/**
+ * A transaction step in ONE statement, hence one transaction: the fence, the deferred records,
+ * txfn.invoke (key `<workflowId>:<step>`) and the step's row. The CASE keeps the invoke from
+ * running when the fence fails (cancelled, or claimed by another executor); the result is then NULL.
+ * $1 workflow id, $2 owner, $3 fn, $4 input, $5 key, $6 options, $7 step, $8 compensates, $9 started_at, $10 deferred.
  */
 const TRANSACTION_STEP_SQL = `
 WITH f AS (${FENCE}),
+d AS (${deferredInsert("$10", "f")}),
 r AS (SELECT CASE WHEN EXISTS (SELECT 1 FROM f) THEN txfn.invoke($3, $4::jsonb, $5, $6::jsonb) END AS env),
 s AS (
   INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, invocation_id, compensates, started_at)
@@ -120,13 +135,28 @@ s AS (
   ON CONFLICT (workflow_id, step) DO NOTHING)
 SELECT r.env FROM r`;
 
-/** An external (or sleep/now/random) step's outcome, first writer wins, behind the fence. */
+/** A step's outcome (sleep/now/random, or external steps flushed), first writer wins, behind the fence, with the deferred records. */
 const RECORD_STEP_SQL = `
+WITH f AS (${FENCE}),
+d AS (${deferredInsert("$12", "f")})
 INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, attempts, compensates, started_at)
 SELECT $1, $3, $4, $5, $6, $7::jsonb, $8::jsonb, $9, $10, $11
-WHERE EXISTS (${FENCE})
+WHERE $3::int IS NOT NULL AND EXISTS (SELECT 1 FROM f)
 ON CONFLICT (workflow_id, step) DO NOTHING
 RETURNING ${STEP_COLUMNS}`;
+
+/** Only the deferred records; says whether the fence held. $1 id, $2 owner, $3 deferred. */
+const FLUSH_SQL = `
+WITH f AS (${FENCE}),
+d AS (${deferredInsert("$3", "f")})
+SELECT EXISTS (SELECT 1 FROM f) AS held`;
+
+/** Ends a workflow (with the deferred records) if this owner still holds it. $1 id, $2 owner, $7 deferred. */
+const FINISH_SQL = `
+WITH f AS (${FENCE}),
+d AS (${deferredInsert("$7", "f")})
+UPDATE txfn.workflows SET status = $3, output = $4::jsonb, error = $5::jsonb, park_reason = $6, ended_at = clock_timestamp(), updated_at = clock_timestamp()
+WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING' RETURNING 1`;
 
 /**
  * Claims up to $5 workflows for incarnation $1: unowned ones, those of expired incarnations
@@ -188,6 +218,16 @@ export function decodeOutput(text: unknown): unknown {
   return text === null || text === undefined ? undefined : JSON.parse(text as string);
 }
 
+/** The JSON array parameter of deferred records. */
+export function deferredJson(records: readonly StepRecord[]): string {
+  return JSON.stringify(
+    records.map((r) => ({
+      step: r.step, kind: r.kind, name: r.name, status: r.ok ? "ok" : "error", output: r.ok ? r.json : null,
+      error: r.ok || r.json === null ? null : JSON.parse(r.json), attempts: r.attempts, compensates: r.compensates, startedAt: r.startedAt.toISOString(),
+    })),
+  );
+}
+
 /** JSON text for a jsonb parameter (undefined → null = SQL NULL). */
 export function jsonText(value: unknown): string | null {
   if (value === undefined) return null;
@@ -206,7 +246,7 @@ export class WorkflowStore {
   constructor(options: StoreOptions) {
     this.maxRetries = options.maxRetries;
     const common = { connectionString: options.url, application_name: options.applicationName };
-    this.book = new pg.Pool({ ...common, max: Math.max(2, Math.ceil(options.poolSize / 2)), options: "-c default_transaction_isolation=read\\ committed" });
+    this.book = new pg.Pool({ ...common, max: options.poolSize, options: "-c default_transaction_isolation=read\\ committed" });
     this.steps = new pg.Pool({ ...common, max: options.poolSize });
     // An idle connection dying (server restart) must not crash the process.
     this.book.on("error", () => {});
@@ -369,14 +409,17 @@ export class WorkflowStore {
     ]);
   }
 
-  /** Ends a workflow this owner runs; false when it was no longer PENDING/owned (cancelled, taken over). */
-  async finish(id: string, owner: string, status: Exclude<WorkflowStatus, "PENDING">, outputJson: string | null, errorJson: string | null, park: ParkReason | null): Promise<boolean> {
-    const rows = await this.q(
-      "txfn_wf_finish",
-      "UPDATE txfn.workflows SET status = $3, output = $4::jsonb, error = $5::jsonb, park_reason = $6, ended_at = clock_timestamp(), updated_at = clock_timestamp() " +
-        "WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING' RETURNING 1",
-      [id, owner, status, outputJson, errorJson, park],
-    );
+  /** Ends a workflow this owner runs (writing `deferred` first); false when it was no longer PENDING/owned (cancelled, taken over). */
+  async finish(
+    id: string,
+    owner: string,
+    status: Exclude<WorkflowStatus, "PENDING">,
+    outputJson: string | null,
+    errorJson: string | null,
+    park: ParkReason | null,
+    deferred: readonly StepRecord[] = [],
+  ): Promise<boolean> {
+    const rows = await this.q("txfn_wf_finish", FINISH_SQL, [id, owner, status, outputJson, errorJson, park, deferredJson(deferred)]);
     return rows.length === 1;
   }
 
@@ -390,16 +433,23 @@ export class WorkflowStore {
   }
 
   /**
-   * Records a step's outcome unless one is recorded (first writer wins) and only while `owner`
-   * holds the workflow. @returns the row that is recorded now (ours or the earlier one), or null
-   * when the fence failed.
+   * Records a step's outcome unless one is recorded (first writer wins), with the deferred
+   * records, only while `owner` holds the workflow. `r` null: only the deferred ones.
+   * @returns the row recorded now for `r` (ours or an earlier one), or null when the fence failed.
    */
-  async recordStep(owner: string, r: StepRecord): Promise<StepRow | null> {
+  async recordStep(owner: string, workflowId: string, r: StepRecord | null, deferred: readonly StepRecord[] = []): Promise<StepRow | null> {
     const rows = await this.q<StepRow>("txfn_wf_record", RECORD_STEP_SQL, [
-      r.workflowId, owner, r.step, r.kind, r.name, r.ok ? "ok" : "error", r.ok ? r.json : null, r.ok ? null : r.json, r.attempts,
-      r.compensates, r.startedAt,
+      workflowId, owner, r?.step ?? null, r?.kind ?? null, r?.name ?? null, r ? (r.ok ? "ok" : "error") : null, r?.ok ? r.json : null,
+      r && !r.ok ? r.json : null, r?.attempts ?? null, r?.compensates ?? null, r?.startedAt ?? null, deferredJson(deferred),
     ]);
-    return rows[0] ?? (await this.step(r.workflowId, r.step));
+    if (r === null) return null;
+    return rows[0] ?? (await this.step(workflowId, r.step));
+  }
+
+  /** Writes deferred records on their own. @returns false when the fence failed. */
+  async flush(owner: string, workflowId: string, deferred: readonly StepRecord[]): Promise<boolean> {
+    const rows = await this.q<{ held: boolean }>("txfn_wf_flush", FLUSH_SQL, [workflowId, owner, deferredJson(deferred)]);
+    return rows[0]?.held === true;
   }
 
   /**
@@ -451,10 +501,14 @@ export class WorkflowStore {
     version: number | null;
     compensates: number | null;
     startedAt: Date;
+    deferred?: readonly StepRecord[];
   }): Promise<Envelope | null> {
     const key = `${args.workflowId}:${args.step}`;
     const options = JSON.stringify({ workflowId: args.workflowId, workflowStep: args.step, ...(args.version !== null ? { version: args.version } : {}) });
-    const values = [args.workflowId, args.owner, args.fn, jsonText(args.input) ?? "null", key, options, args.step, args.compensates, args.startedAt];
+    const values = [
+      args.workflowId, args.owner, args.fn, jsonText(args.input) ?? "null", key, options, args.step, args.compensates, args.startedAt,
+      deferredJson(args.deferred ?? []),
+    ];
     let refreshed = false;
     for (let attempt = 1; ; attempt++) {
       let conn: pg.PoolClient | undefined;
