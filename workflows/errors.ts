@@ -43,7 +43,7 @@ export class StepFailedError extends WorkflowError {
     /** The recorded error (name, message, data…). */
     readonly failure: RecordedWorkflowError,
   ) {
-    super(`${kind} step ${stepNumber} (${stepName}) failed: ${failure.name}: ${failure.message}`);
+    super(`${kind === "step" ? "external" : kind} step ${stepNumber} (${stepName}) failed: ${failure.name}: ${failure.message}`);
   }
 }
 

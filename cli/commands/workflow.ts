@@ -89,7 +89,8 @@ function stepLine(s: StepInfo): string {
 
 function printFailure(err: WorkflowFailedError): void {
   console.error(`workflow ${err.workflowId} ended ${err.status}${err.parkReason ? ` (parked: ${err.parkReason})` : ""}`);
-  if (err.failure) console.error(JSON.stringify(err.failure, null, 2));
+  // The recorded error without stacks (`txfn workflow get <id> --json` has them).
+  if (err.failure) console.error(JSON.stringify(err.failure, (k, v) => (k === "stack" ? undefined : v), 2));
   process.exitCode = 1;
 }
 
