@@ -1,5 +1,6 @@
 // Durable workflows, in process: an executor in the test process runs the fixture's workflows
 // (test/fixtures/wf) against a real database. Crashes and restarts: workflow-recovery.test.ts.
+import { readFileSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   Executor,
@@ -199,6 +200,52 @@ describe("workflows in process", () => {
     expect(missing.stderr).toMatch(/no workflow "nope"/);
     const resume = txfnSync(["workflow", "resume", "cli-1"], { env });
     expect(resume.stderr).toMatch(/SUCCESS: nothing to resume/);
+  });
+});
+
+interface History {
+  workflows: { id: string; name: string; input: unknown; status: string; output?: unknown; bundle_version: number; parent_id?: string; parent_step?: number }[];
+  steps: { workflow_id: string; step: number; kind: string; name: string; status: string; output?: unknown; error?: unknown; invocation_id?: number; attempts?: number; compensates?: number }[];
+  expected: { status: string; output?: unknown; newSteps?: unknown[]; notes?: string[] };
+}
+
+/** Writes a recorded history (test/fixtures/wf-histories) as a dead executor would have left it: PENDING, unowned. */
+async function loadHistory(name: string): Promise<History> {
+  const h = JSON.parse(readFileSync(`test/fixtures/wf-histories/${name}.json`, "utf8")) as History;
+  const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
+  for (const w of h.workflows) {
+    await db.query(
+      "INSERT INTO txfn.workflows (id, name, input, status, output, bundle_version, parent_id, parent_step) VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7, $8)",
+      [w.id, w.name, JSON.stringify(w.input), w.status, json(w.output), w.bundle_version, w.parent_id ?? null, w.parent_step ?? null],
+    );
+  }
+  for (const s of h.steps) {
+    await db.query(
+      "INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, invocation_id, attempts, compensates) " +
+        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)",
+      [s.workflow_id, s.step, s.kind, s.name, s.status, json(s.output), json(s.error), s.invocation_id ?? null, s.attempts ?? null, s.compensates ?? null],
+    );
+  }
+  return h;
+}
+
+describe("recorded histories kept as fixtures (the replay must keep reading them)", () => {
+  it("a fully recorded run replays to its recorded result and runs nothing again", async () => {
+    const h = await loadHistory("basic-complete");
+    expect(await client.handle("hist-basic").result()).toEqual(h.expected.output);
+    expect(await client.get("hist-basic")).toMatchObject({ status: h.expected.status, attempts: 1 });
+    expect(await db.query("SELECT id FROM txfn.invocations WHERE workflow_id LIKE 'hist-basic%'")).toEqual([]);
+    expect(await db.query("SELECT id FROM wf.external_runs WHERE workflow_id LIKE 'hist-basic%'")).toEqual([]);
+    expect(await client.steps("hist-basic")).toHaveLength(h.steps.length);
+  });
+
+  it("a run recorded in the middle of its compensation finishes it, running only the missing undos", async () => {
+    const h = await loadHistory("saga-compensating");
+    await expect(client.handle("hist-saga").result()).rejects.toMatchObject({ status: h.expected.status, failure: { data: { failure: { name: "Refused" } } } });
+    const steps = await client.steps("hist-saga");
+    expect(steps.slice(h.steps.length).map((s) => ({ step: s.step, kind: s.kind, name: s.name, compensates: s.compensates }))).toEqual(h.expected.newSteps);
+    expect((await notes("hist-saga")).map((n) => n.tag)).toEqual(h.expected.notes);
+    expect(await db.query("SELECT id FROM wf.external_runs WHERE workflow_id = 'hist-saga'")).toEqual([]);
   });
 });
 
