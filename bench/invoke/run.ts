@@ -20,7 +20,7 @@
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { build } from "../../bundler/index.ts";
@@ -119,14 +119,35 @@ interface Round {
   p99: number;
   retries: number;
   clientCpu: number; // client CPU time / wall time (1.0 = one core)
+  /** CPU µs per call of the serving backends (from /proc; null when the server is not local) and of this client. */
+  serverUsPerCall: number | null;
+  clientUsPerCall: number;
+}
+
+const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s
+
+/** utime + stime of the backends, in µs; null when /proc does not show them (a remote server). */
+function backendCpuUs(pids: number[]): number | null {
+  let ticks = 0;
+  for (const pid of pids) {
+    try {
+      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
+      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
+    } catch {
+      return null;
+    }
+  }
+  return (ticks * 1e6) / CLK_TCK;
 }
 
 async function round(pool: pg.Pool, variant: Variant, concurrency: number): Promise<Round> {
   const conns = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));
   try {
     for (const c of conns) await call(variant, c); // warm: plans, V8 context, bundle
+    const pids = await Promise.all(conns.map(async (c) => (await c.query("SELECT pg_backend_pid() AS pid")).rows[0].pid as number));
     const latencies: number[] = [];
     let retries = 0;
+    const server0 = backendCpuUs(pids);
     const cpu0 = process.cpuUsage();
     const t0 = performance.now();
     const end = t0 + SECONDS * 1000;
@@ -141,9 +162,20 @@ async function round(pool: pg.Pool, variant: Variant, concurrency: number): Prom
     );
     const wall = performance.now() - t0;
     const cpu = process.cpuUsage(cpu0);
+    const server1 = backendCpuUs(pids);
     latencies.sort((a, b) => a - b);
     const q = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-    return { variant, concurrency, tps: (latencies.length / wall) * 1000, p50: q(0.5), p99: q(0.99), retries, clientCpu: (cpu.user + cpu.system) / 1000 / wall };
+    return {
+      variant,
+      concurrency,
+      tps: (latencies.length / wall) * 1000,
+      p50: q(0.5),
+      p99: q(0.99),
+      retries,
+      clientCpu: (cpu.user + cpu.system) / 1000 / wall,
+      serverUsPerCall: server0 === null || server1 === null ? null : (server1 - server0) / latencies.length,
+      clientUsPerCall: (cpu.user + cpu.system) / latencies.length,
+    };
   } finally {
     for (const c of conns) c.release();
   }
@@ -199,8 +231,11 @@ async function main(): Promise<void> {
     }
     await pool.end();
 
-    const summary: Record<string, Record<number, { tps: number; min: number; max: number; p50: number; p99: number; clientCpu: number; retries: number }>> = {};
-    console.log("\nvariant       conc   tps (median, [min–max])      p50 ms   p99 ms   client CPU   retries");
+    const summary: Record<
+      string,
+      Record<number, { tps: number; min: number; max: number; p50: number; p99: number; clientCpu: number; retries: number; serverUs: number | null; clientUs: number }>
+    > = {};
+    console.log("\nvariant       conc   tps (median, [min–max])      p50 ms   p99 ms   client CPU        retries   CPU µs/call server+client");
     for (const v of VARIANTS) {
       summary[v] = {};
       for (const c of LEVELS) {
@@ -213,15 +248,18 @@ async function main(): Promise<void> {
           p99: median(rs.map((x) => x.p99)),
           clientCpu: median(rs.map((x) => x.clientCpu)),
           retries: rs.reduce((a, x) => a + x.retries, 0),
+          serverUs: rs.every((x) => x.serverUsPerCall !== null) ? median(rs.map((x) => x.serverUsPerCall!)) : null,
+          clientUs: median(rs.map((x) => x.clientUsPerCall)),
         };
         summary[v]![c] = s;
         console.log(
           `${v.padEnd(13)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(44) +
-            `${s.p50.toFixed(2).padStart(7)}  ${s.p99.toFixed(2).padStart(7)}   ${(s.clientCpu * 100).toFixed(0).padStart(5)}% of a core  ${s.retries}`,
+            `${s.p50.toFixed(2).padStart(7)}  ${s.p99.toFixed(2).padStart(7)}   ${(s.clientCpu * 100).toFixed(0).padStart(5)}% of a core  ${String(s.retries).padStart(7)}   ` +
+            `${s.serverUs === null ? "?" : s.serverUs.toFixed(0)} + ${s.clientUs.toFixed(0)}`,
         );
       }
     }
-    console.log("\nratios (txfn / baseline, median tps):");
+    console.log("\nratios (txfn / baseline, median tps; and the inverse ratio of CPU spent per call):");
     const ratios: Record<string, number> = {};
     for (const c of LEVELS) {
       const t = summary.txfn![c]!.tps;
@@ -233,6 +271,17 @@ async function main(): Promise<void> {
       ratios[`nodepg_c${c}`] = b;
       const target = c === 8 ? `   (targets at c=8: ≥ 0.75 and ≥ 2.0: ${a >= 0.75 ? "met" : "NOT met"}, ${b >= 2 ? "met" : "NOT met"})` : "";
       console.log(`  c=${c}: vs PL/pgSQL ${a.toFixed(2)}×, vs node-pg ${b.toFixed(2)}×, vs PL/pgSQL+idempotency row ${i.toFixed(2)}×${target}`);
+      const cpu = (v: Variant) => {
+        const x = summary[v]![c]!;
+        return x.serverUs === null ? null : x.serverUs + x.clientUs;
+      };
+      const [ct, cp, ci, cn] = [cpu("txfn"), cpu("plpgsql"), cpu("plpgsql-idem"), cpu("node-pg")];
+      if (ct !== null && cp !== null && ci !== null && cn !== null) {
+        console.log(
+          `        by CPU per call (server backends + client; robust to other load): vs PL/pgSQL ${(cp / ct).toFixed(2)}×, ` +
+            `vs node-pg ${(cn / ct).toFixed(2)}×, vs PL/pgSQL+idempotency row ${(ci / ct).toFixed(2)}×`,
+        );
+      }
     }
     mkdirSync("bench/results", { recursive: true });
     const file = `bench/results/invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
