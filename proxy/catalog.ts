@@ -72,11 +72,15 @@ export class Catalog {
     return [...(this.snap?.functions.values() ?? [])];
   }
 
-  /** The function `name` of the active version, reloading once when it is unknown or the cache is old. */
+  /**
+   * The function `name` of the active version. Reloads first when nothing was loaded yet or the
+   * name is unknown (it may just have been deployed); reloads in the background when the view is
+   * older than `maxAgeMs`.
+   */
   async find(name: string): Promise<CatalogFunction | undefined> {
     const snap = this.snap;
-    if (!snap || Date.now() - snap.loadedAt > this.maxAgeMs) await this.refresh();
-    else if (!snap.functions.has(name)) await this.refresh();
+    if (!snap || !snap.functions.has(name)) await this.refresh();
+    else if (Date.now() - snap.loadedAt > this.maxAgeMs) void this.refresh().catch(() => {});
     return this.snap?.functions.get(name);
   }
 
@@ -90,7 +94,12 @@ export class Catalog {
     let validator = snap.validators.get(fn.name);
     if (validator === undefined) {
       const s = fn.inputSchema;
-      const compiled = s && typeof s === "object" && Object.keys(s).length > 0 ? snap.ajv.compile(s) : null;
+      let compiled: ValidateFunction | null = null;
+      try {
+        if (s && typeof s === "object" && Object.keys(s).length > 0) compiled = snap.ajv.compile(s);
+      } catch (err) {
+        this.onError(new Error(`the input schema of ${fn.name} (version ${fn.version}) does not compile; its input is not validated: ${(err as Error).message}`));
+      }
       snap.validators.set(fn.name, compiled);
       validator = compiled;
     }
@@ -119,7 +128,11 @@ export class Catalog {
     const run = async (): Promise<void> => {
       do {
         this.again = false;
-        this.snap = await this.read();
+        const rows = await this.read();
+        const version = rows[0]?.version ?? null;
+        // A bundle version's manifest never changes: keep the compiled validators.
+        if (this.snap && version === this.snap.version) this.snap.loadedAt = Date.now();
+        else this.snap = snapshot(rows);
       } while (this.again);
     };
     this.loading = run().finally(() => (this.loading = undefined));
@@ -127,10 +140,10 @@ export class Catalog {
     return this.loading;
   }
 
-  private async read(): Promise<Snapshot> {
+  private async read(): Promise<FunctionRow[]> {
     const conn = await this.pool.connect();
     let broken: Error | undefined;
-    let rows: { version: number; name: string; options: { isolation?: IsolationLevel; readOnly?: boolean } | null; input_schema: JsonSchema | null; output_schema: JsonSchema | null }[];
+    let rows: FunctionRow[];
     try {
       const r = await conn.query("SELECT version, name, options, input_schema, output_schema FROM txfn.functions WHERE active");
       rows = r.rows;
@@ -144,19 +157,34 @@ export class Catalog {
     } finally {
       conn.release(broken);
     }
-    const ajv = new Ajv2020({ strict: false, allErrors: true });
-    addFormats(ajv);
-    const functions = new Map<string, CatalogFunction>();
-    for (const row of rows) {
-      functions.set(row.name, {
-        name: row.name,
-        version: row.version,
-        isolation: row.options?.isolation ?? "serializable",
-        readOnly: row.options?.readOnly === true,
-        inputSchema: row.input_schema ?? {},
-        outputSchema: row.output_schema,
-      });
-    }
-    return { version: rows[0]?.version ?? null, functions, ajv, validators: new Map(), loadedAt: Date.now() };
+    return rows;
   }
+}
+
+interface FunctionRow {
+  version: number;
+  name: string;
+  options: { isolation?: IsolationLevel; readOnly?: boolean } | null;
+  input_schema: JsonSchema | null;
+  output_schema: JsonSchema | null;
+}
+
+/** A fresh view of a version's functions, with an ajv of its own (validators compile on first use). */
+function snapshot(rows: FunctionRow[]): Snapshot {
+  // The schemas come from txfn's bundler: checking them against the meta-schema would cost more
+  // than everything else a snapshot does (ajv compiles the 2020-12 meta-schema first).
+  const ajv = new Ajv2020({ strict: false, allErrors: true, validateSchema: false });
+  addFormats(ajv);
+  const functions = new Map<string, CatalogFunction>();
+  for (const row of rows) {
+    functions.set(row.name, {
+      name: row.name,
+      version: row.version,
+      isolation: row.options?.isolation ?? "serializable",
+      readOnly: row.options?.readOnly === true,
+      inputSchema: row.input_schema ?? {},
+      outputSchema: row.output_schema,
+    });
+  }
+  return { version: rows[0]?.version ?? null, functions, ajv, validators: new Map(), loadedAt: Date.now() };
 }

@@ -62,14 +62,28 @@ export class ProxyMetrics {
     collectDefaultMetrics({ register: this.registry });
   }
 
+  // Labelled children, kept so a request does not hash its labels again (routes and statuses are few).
+  private readonly requestChildren = new Map<string, { inc(): void }>();
+  private readonly durationChildren = new Map<string, { observe(v: number): void }>();
+  private readonly invocationChildren = new Map<string, { inc(): void }>();
+
   /** Counts one answered request; `route` is the route pattern (e.g. /v1/functions/:name). */
   request(route: string, method: string, status: number, seconds: number): void {
-    this.requests.inc({ route, method, status: String(status) });
-    this.duration.observe({ route, method }, seconds);
+    const rk = `${route} ${method} ${status}`;
+    let r = this.requestChildren.get(rk);
+    if (!r) this.requestChildren.set(rk, (r = this.requests.labels({ route, method, status: String(status) })));
+    r.inc();
+    const dk = `${route} ${method}`;
+    let d = this.durationChildren.get(dk);
+    if (!d) this.durationChildren.set(dk, (d = this.duration.labels({ route, method })));
+    d.observe(seconds);
   }
 
   invocation(ok: boolean, replayed: boolean): void {
-    this.invocations.inc({ outcome: ok ? "ok" : "error", replayed: String(replayed) });
+    const k = `${ok} ${replayed}`;
+    let c = this.invocationChildren.get(k);
+    if (!c) this.invocationChildren.set(k, (c = this.invocations.labels({ outcome: ok ? "ok" : "error", replayed: String(replayed) })));
+    c.inc();
   }
 
   retry(): void {

@@ -79,8 +79,12 @@ export interface ProxyServer {
 
 /** One info line per request (fastify's own pair of lines is replaced). */
 class RequestLog extends LogController {
+  constructor(private readonly infoEnabled: boolean) {
+    super();
+  }
   override incomingRequest(): void {}
   override requestCompleted(error: Error | null | undefined, req: FastifyRequest, reply: FastifyReply): void {
+    if (!error && !this.infoEnabled) return;
     const line = { method: req.method, url: req.url, status: reply.statusCode, ms: Math.round(reply.elapsedTime * 100) / 100, ...req.facts };
     if (error) reply.log.error({ ...line, err: error }, "request failed");
     else reply.log.info(line, "request");
@@ -102,7 +106,7 @@ export async function startProxy(
   const config = resolveConfig(options);
   const app = Fastify({
     logger: { level: config.logLevel },
-    logController: new RequestLog(),
+    logController: new RequestLog(["info", "debug", "trace"].includes(config.logLevel)),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: false, // answered below, with Retry-After
     forceCloseConnections: "idle",
@@ -170,17 +174,19 @@ export async function startProxy(
   });
   app.setNotFoundHandler((req, reply) => fail(reply, { status: 404, code: "not_found", message: `no route ${req.method} ${req.url.split("?")[0]}` }));
 
-  app.addHook("onRequest", async (_req, reply) => {
-    if (closing) {
-      reply.header("connection", "close");
-      return fail(reply, { status: 503, code: "shutting_down", message: "the server is shutting down; retry (with the same Idempotency-Key)", retryAfter: 1 });
-    }
+  // Callback-style hooks: no promise per request on the hot path.
+  app.addHook("onRequest", (_req, reply, done) => {
+    if (!closing) return done();
+    reply.header("connection", "close");
+    fail(reply, { status: 503, code: "shutting_down", message: "the server is shutting down; retry (with the same Idempotency-Key)", retryAfter: 1 });
   });
-  app.addHook("onSend", async (_req, reply) => {
+  app.addHook("onSend", (_req, reply, payload, done) => {
     if (closing) reply.header("connection", "close"); // let keep-alive clients go while we drain
+    done(null, payload);
   });
-  app.addHook("onResponse", async (req, reply) => {
+  app.addHook("onResponse", (req, reply, done) => {
     metrics.request(req.routeOptions.url ?? "unmatched", req.method, reply.statusCode, reply.elapsedTime / 1000);
+    done();
   });
 
   const authenticate = async (req: FastifyRequest, reply: FastifyReply): Promise<unknown> => {

@@ -232,11 +232,15 @@ export class TokenCache {
     const m = /^Bearer[ ]+(\S+)\s*$/i.exec(header);
     if (!m) throw new AuthError("the Authorization header must be: Bearer <token>", "invalid");
     const token = m[1]!;
-    if (!TOKEN_RE.test(token)) throw new AuthError("not a txfn token (they look like txfn_ + 43 characters)", "invalid");
-    const hash = hashToken(token);
     const now = Date.now();
-    const hit = this.entries.get(hash);
-    const grant = hit && now - hit.at < this.ttlMs ? hit.grant : await this.lookup(hash);
+    // Keyed by the token itself (it is in this process's memory anyway): no sha256 per request.
+    const hit = this.entries.get(token);
+    let grant: TokenGrant | null;
+    if (hit && now - hit.at < this.ttlMs) grant = hit.grant;
+    else {
+      if (!TOKEN_RE.test(token)) throw new AuthError("not a txfn token (they look like txfn_ + 43 characters)", "invalid");
+      grant = await this.lookup(token);
+    }
     if (!grant) throw new AuthError("unknown or revoked token", "invalid");
     if (grant.expiresAt !== null && grant.expiresAt <= now) throw new AuthError("the token has expired", "expired");
     return grant;
@@ -249,26 +253,26 @@ export class TokenCache {
     this.generation++;
   }
 
-  private lookup(hash: string): Promise<TokenGrant | null> {
-    const inFlight = this.pending.get(hash);
+  private lookup(token: string): Promise<TokenGrant | null> {
+    const inFlight = this.pending.get(token);
     if (inFlight) return inFlight;
     const generation = this.generation;
-    const p = this.query(hash).then(
+    const p = this.query(hashToken(token)).then(
       (grant) => {
-        if (this.pending.get(hash) === p) this.pending.delete(hash);
+        if (this.pending.get(token) === p) this.pending.delete(token);
         // An answer that raced with clear() may be stale: use it for this request only.
         if (generation === this.generation) {
           if (this.entries.size >= MAX_ENTRIES) this.entries.delete(this.entries.keys().next().value!);
-          this.entries.set(hash, { grant, at: Date.now() });
+          this.entries.set(token, { grant, at: Date.now() });
         }
         return grant;
       },
       (err: unknown) => {
-        if (this.pending.get(hash) === p) this.pending.delete(hash);
+        if (this.pending.get(token) === p) this.pending.delete(token);
         throw err;
       },
     );
-    this.pending.set(hash, p);
+    this.pending.set(token, p);
     return p;
   }
 

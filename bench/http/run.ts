@@ -98,7 +98,12 @@ function startServe(adminUrl: string): Promise<{ child: ChildProcess; url: strin
   });
 }
 
-const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
+/** The median (the mean of the middle two for an even count). */
+function median(xs: number[]): number {
+  const s = [...xs].sort((x, y) => x - y);
+  const m = Math.floor(s.length / 2);
+  return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
+}
 
 async function main(): Promise<void> {
   const base = await databaseUrl({ log: (m) => console.error(m) });
