@@ -20,6 +20,7 @@ const addFormats = addFormatsModule.default;
 
 export type JsonSchema = Record<string, unknown>;
 
+/** A function of the active bundle as the proxy needs it. */
 export interface CatalogFunction {
   name: string;
   version: number;
@@ -46,6 +47,7 @@ interface Snapshot {
   loadedAt: number;
 }
 
+/** The cached view of the active bundle's functions (see the file comment for when it reloads). */
 export class Catalog {
   private snap: Snapshot | undefined;
   private loading: Promise<void> | undefined;

@@ -7,6 +7,7 @@
 export const LOG_LEVELS = ["fatal", "error", "warn", "info", "debug", "trace", "silent"] as const;
 export type LogLevel = (typeof LOG_LEVELS)[number];
 
+/** Everything `startProxy` can be told; all but `invokerUrl` have defaults (DEFAULTS). */
 export interface ProxyConfig {
   /**
    * URL the pool connects with: a NON-superuser login role granted `txfn_invoker` (functions
@@ -45,6 +46,7 @@ export interface ProxyConfig {
   applicationName: string;
 }
 
+/** The defaults of every option but `invokerUrl` (also the `txfn serve` defaults). */
 export const DEFAULTS: Omit<ProxyConfig, "invokerUrl"> = {
   port: 8080,
   host: "127.0.0.1",

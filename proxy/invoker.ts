@@ -21,6 +21,7 @@ export interface Envelope {
   replayed: boolean;
 }
 
+/** One invocation to run. */
 export interface InvokeRequest {
   fn: CatalogFunction;
   /** The input as JSON text (the request body, unchanged). */
@@ -33,6 +34,7 @@ export interface InvokeRequest {
   deadline?: number;
 }
 
+/** Retry policy of an Invoker. */
 export interface InvokerOptions {
   maxRetries: number;
   /** First backoff ceiling, ms (doubles per retry, full jitter). */
@@ -62,6 +64,7 @@ export interface HttpFailure {
 const INVOKE3 = "SELECT txfn.invoke($1, $2::jsonb, $3) AS r";
 const INVOKE4 = "SELECT txfn.invoke($1, $2::jsonb, $3, $4::jsonb) AS r";
 
+/** Runs invocations on a pool: one statement per attempt, isolation set per connection when it changes. */
 export class Invoker {
   private readonly isolation = new WeakMap<pg.PoolClient, string>();
   private readonly baseDelayMs: number;

@@ -7,6 +7,7 @@
 import type pg from "pg";
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from "prom-client";
 
+/** The metrics of one proxy; `render()` is the /metrics body. */
 export class ProxyMetrics {
   readonly registry = new Registry();
   private readonly requests: Counter<"route" | "method" | "status">;

@@ -67,6 +67,7 @@ export interface ProxyExtension {
   close?(): Promise<void>;
 }
 
+/** A running proxy (what `startProxy` resolves to). */
 export interface ProxyServer {
   /** http://host:port the server listens on. */
   readonly url: string;

@@ -12,6 +12,7 @@ import pg from "pg";
 import { isConnectionError } from "../client/index.ts";
 import { ensureSystemSchema } from "../migrations/index.ts";
 
+/** Every token starts with this (so a leaked one is easy to recognise and scan for). */
 export const TOKEN_PREFIX = "txfn_";
 const TOKEN_RE = /^txfn_[A-Za-z0-9_-]{43}$/;
 const NAME_RE = /^(\*|[A-Za-z0-9_$.:-]+)$/;
@@ -31,6 +32,7 @@ export function generateToken(): string {
   return TOKEN_PREFIX + randomBytes(32).toString("base64url");
 }
 
+/** What a new token allows. */
 export interface TokenSpec {
   /** Label to recognise and revoke it by (not all digits; unique among live tokens). */
   name?: string;
@@ -42,6 +44,7 @@ export interface TokenSpec {
   expiresAt?: Date;
 }
 
+/** A new token, with its secret (returned once). */
 export interface CreatedToken {
   id: number;
   name: string | null;
@@ -55,6 +58,7 @@ export interface CreatedToken {
   unknownFunctions: string[];
 }
 
+/** A row of `txfn token list` (no secret: only the prefix). */
 export interface TokenInfo {
   id: number;
   name: string | null;

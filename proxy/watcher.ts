@@ -6,6 +6,7 @@
  */
 import pg from "pg";
 
+/** What the watcher calls on each notification and (re)connection. */
 export interface WatcherHandlers {
   deploys(): void;
   tokens(): void;
@@ -15,6 +16,7 @@ export interface WatcherHandlers {
   error(err: unknown): void;
 }
 
+/** The LISTEN connection; `start()` once, `stop()` on shutdown. */
 export class Watcher {
   private client: pg.Client | undefined;
   private stopped = false;

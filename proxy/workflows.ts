@@ -34,6 +34,7 @@ import type { PathItems } from "./openapi.ts";
 import type { ProxyContext, ProxyExtension } from "./server.ts";
 import { allows } from "./tokens.ts";
 
+/** Options of `workflowEndpoints`. */
 export interface WorkflowEndpointOptions {
   /**
    * Workflows to run in this process (an embedded executor): a loaded project

@@ -31,6 +31,7 @@ function int(option: string, text: string, min: number, max: number): number {
   return n;
 }
 
+/** Registers `txfn serve` (options with units in their help; errors as CliError naming the option). */
 export function registerServeCommands(program: Command): void {
   const d = PROXY_DEFAULTS;
   program

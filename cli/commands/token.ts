@@ -27,6 +27,7 @@ async function run<T>(body: () => Promise<T>): Promise<T> {
   }
 }
 
+/** Registers `txfn token create|list|revoke`. */
 export function registerTokenCommands(program: Command): void {
   const token = program.command("token").description("bearer tokens for `txfn serve`: each allows a list of functions and workflows");
 
