@@ -303,6 +303,7 @@ static void
 txv8_context_free(txv8_context *ctx)
 {
 	txv8_procedure_forget_context(ctx->serial);
+	ctx->row_factories.clear();
 	ctx->context.Reset();
 	delete ctx;
 }

@@ -1,6 +1,9 @@
 /* txv8_engine.h: the V8 platform and isolate, one JS context per user, and the single way into JS (txv8_execute). */
 #pragma once
 
+#include <string>
+#include <unordered_map>
+
 #include "txv8_pg.h"
 
 /* A JS context (globals, plv8 object) belonging to one effective user id. */
@@ -9,6 +12,8 @@ struct txv8_context
 	Oid			user;
 	uint64		serial;			/* unique for the backend's life; compiled functions are keyed by it */
 	v8::Global<v8::Context> context;
+	/* query-result row builders, one per column list (txv8_typeio_rows.cc) */
+	std::unordered_map<std::string, v8::Global<v8::Function>> row_factories;
 };
 
 extern int	txv8_depth;			/* nesting of JS executions (JS -> SQL -> JS ...) */

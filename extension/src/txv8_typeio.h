@@ -106,6 +106,10 @@ struct txv8_rowconv
 	char	  **names;			/* NULL for dropped columns */
 	txv8_typeinfo **infos;
 	MemoryContext mcxt;
+	char	   *shape;			/* the column list, the key of its row builder in each context */
+	int			nlive;			/* columns that are not dropped */
+	uint64		builder_serial; /* context whose builder `builder` points to */
+	void	   *builder;		/* v8::Global<v8::Function> * owned by that context */
 };
 
 txv8_rowconv *txv8_rowconv_build(TupleDesc tupdesc, MemoryContext mcxt);	/* PostgreSQL-level */
