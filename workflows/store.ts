@@ -303,17 +303,6 @@ export class WorkflowStore {
     });
   }
 
-  /** Renews the lease; false when it is gone (expired by someone else): the executor must stop its runs. */
-  async heartbeat(incarnation: string, leaseMs: number): Promise<boolean> {
-    const rows = await this.q(
-      "txfn_wf_heartbeat",
-      "UPDATE txfn.workflow_executors SET heartbeat_at = clock_timestamp(), lease_expires_at = clock_timestamp() + $2 * interval '1 millisecond' " +
-        "WHERE incarnation = $1::uuid AND NOT expired RETURNING 1",
-      [incarnation, leaseMs],
-    );
-    return rows.length === 1;
-  }
-
   /** Ends an incarnation (clean stop): its workflows become claimable at once. */
   async expire(incarnation: string): Promise<void> {
     await this.q(undefined, "UPDATE txfn.workflow_executors SET expired = true, expired_at = clock_timestamp() WHERE incarnation = $1::uuid AND NOT expired", [
@@ -329,17 +318,6 @@ export class WorkflowStore {
         "AND NOT EXISTS (SELECT 1 FROM txfn.workflows w WHERE w.status = 'PENDING' AND w.owner = e.incarnation)",
       [],
     );
-  }
-
-  /** Of `ids` (running here), those no longer PENDING and owned by `owner` (cancelled, or taken over). */
-  async notRunnable(owner: string, ids: string[]): Promise<string[]> {
-    if (ids.length === 0) return [];
-    const rows = await this.q<{ id: string }>(
-      "txfn_wf_not_runnable",
-      "SELECT id FROM txfn.workflows WHERE id = ANY($2::text[]) AND (status <> 'PENDING' OR owner IS DISTINCT FROM $1::uuid)",
-      [owner, ids],
-    );
-    return rows.map((r) => r.id);
   }
 
   // --- workflows -------------------------------------------------------------------------------
@@ -399,14 +377,6 @@ export class WorkflowStore {
   async claim(incarnation: string, executorId: string, names: string[], hashes: string[], running: string[], limit: number): Promise<(WorkflowRow & { steps: number })[]> {
     if (names.length === 0) return [];
     return this.q("txfn_wf_claim", CLAIM_SQL, [incarnation, executorId, names, running, limit, hashes]);
-  }
-
-  /** Gives up ownership (a run stopped for an infrastructure failure): any executor may claim it again. */
-  async release(id: string, owner: string): Promise<void> {
-    await this.q("txfn_wf_release", "UPDATE txfn.workflows SET owner = NULL, updated_at = clock_timestamp() WHERE id = $1 AND owner = $2::uuid AND status = 'PENDING'", [
-      id,
-      owner,
-    ]);
   }
 
   /** Ends a workflow this owner runs (writing `deferred` first); false when it was no longer PENDING/owned (cancelled, taken over). */
