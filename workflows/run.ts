@@ -424,6 +424,7 @@ export class WorkflowRun {
     const timer = timeoutMs === null ? undefined : setTimeout(() => ac.abort(new StepTimeoutError(`attempt ${attempt} timed out after ${timeoutMs} ms`)), timeoutMs);
     const stepCtx: StepContext = Object.freeze({ idempotencyKey: `${this.id}:${n}`, workflowId: this.id, stepNumber: n, attempt, signal: ac.signal });
     const aborted = new Promise<never>((_, reject) => ac.signal.addEventListener("abort", () => reject(ac.signal.reason), { once: true }));
+    aborted.catch(() => {}); // an abort after the attempt settled must not be an unhandled rejection
     return Promise.race([Promise.resolve().then(() => fn(stepCtx)), aborted]).finally(() => {
       clearTimeout(timer);
       this.controller.signal.removeEventListener("abort", onRunAbort);
