@@ -13,6 +13,7 @@
  */
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import pg from "pg";
+import pino from "pino";
 import { isConnectionError } from "../client/index.ts";
 import { Catalog } from "./catalog.ts";
 import { resolveConfig, type ProxyConfig } from "./config.ts";
@@ -105,8 +106,11 @@ export async function startProxy(
   extensions: ProxyExtension[] = [],
 ): Promise<ProxyServer> {
   const config = resolveConfig(options);
+  // Asynchronous stdout: log lines written while a write is in flight go out together, so a
+  // request does not cost a write syscall of its own. Flushed on close.
+  const logStream = pino.destination({ dest: 1, sync: false });
   const app = Fastify({
-    logger: { level: config.logLevel },
+    logger: { level: config.logLevel, stream: logStream },
     logController: new RequestLog(["info", "debug", "trace"].includes(config.logLevel)),
     bodyLimit: config.bodyLimitBytes,
     return503OnClosing: false, // answered below, with Retry-After
@@ -345,6 +349,11 @@ export async function startProxy(
       for (const ext of extensions) await ext.close?.();
       await watcher.stop();
       await pool.end();
+      try {
+        logStream.flushSync();
+      } catch {
+        // stdout closed or busy: nothing more to do
+      }
     })();
     return closed;
   };

@@ -89,7 +89,7 @@ describe("POST /v1/workflows/:name, GET /v1/workflows/:id", () => {
   });
 
   it("txfn serve --workflows <dir> runs that project's workflows in the proxy process", async () => {
-    const p = await serve(db.url, ["--workflows", "test/fixtures/proxy-wf", "--executor-id", "serve-test"]);
+    const p = await serve(db.url, ["--workflows", "test/fixtures/proxy-wf", "--executor-id", "serve-test", "--log-level", "info"]);
     try {
       expect(p.stderr()).toMatch(/running workflows hello/);
       const t = (await createToken(db.url, { workflows: ["hello"] })).token;
@@ -100,5 +100,8 @@ describe("POST /v1/workflows/:name, GET /v1/workflows/:id", () => {
       p.child.kill("SIGTERM");
       expect(await p.exited).toBe(0);
     }
+    // One pino line per request on stdout, flushed before exit.
+    const lines = p.stdout().trim().split("\n").map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toContainEqual(expect.objectContaining({ msg: "request", method: "POST", url: "/v1/workflows/hello", status: 200, workflowId: "wf-serve" }));
   });
 });

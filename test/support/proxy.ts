@@ -71,6 +71,8 @@ export interface ServeProcess {
   url: string;
   /** stderr so far. */
   stderr: () => string;
+  /** stdout so far (pino's JSON log lines). */
+  stdout: () => string;
   /** Resolves with the exit code. */
   exited: Promise<number | null>;
 }
@@ -82,13 +84,14 @@ export function serve(adminUrl: string, args: string[] = []): Promise<ServeProce
     stdio: ["ignore", "pipe", "pipe"],
   });
   let err = "";
-  child.stdout!.resume();
+  let out = "";
+  child.stdout!.on("data", (d) => (out += d));
   const exited = new Promise<number | null>((r) => child.once("exit", (code) => r(code)));
   return new Promise((resolve, reject) => {
     child.stderr!.on("data", (d) => {
       err += d;
       const m = /listening on (http:\/\/\S+)/.exec(err);
-      if (m) resolve({ child, url: m[1]!, stderr: () => err, exited });
+      if (m) resolve({ child, url: m[1]!, stderr: () => err, stdout: () => out, exited });
     });
     void exited.then((code) => reject(new Error(`txfn serve exited with ${code}: ${err}`)));
   });
