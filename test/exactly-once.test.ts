@@ -314,6 +314,19 @@ describe("readOnly and ctx.call", () => {
     expect(await db.query("SELECT status FROM txfn.invocations WHERE id = $1", [w.invocationId])).toEqual([{ status: "error" }]);
   });
 
+  it("ctx.log sends NOTICE/WARNING messages to the caller", async () => {
+    const c = new pg.Client({ connectionString: db.url });
+    const notices: string[] = [];
+    c.on("notice", (n) => notices.push(`${n.severity}: ${n.message}`));
+    await c.connect();
+    try {
+      await c.query("SELECT txfn.invoke('logs', '{\"note\": \"hello\"}')");
+    } finally {
+      await c.end();
+    }
+    expect(notices).toEqual(['NOTICE: plain hello {"n":1}', "WARNING: careful"]);
+  });
+
   it("several statements in one ctx.execute string run (unprepared)", async () => {
     const before = await counter("c");
     expect(await client.invoke("multiStatement", null)).toMatchObject({ ok: true, output: String(before) });
