@@ -7,7 +7,9 @@
  *   (b) node-pg — the same logic in Node: BEGIN, 3 × (select, update), idempotency row, COMMIT.
  *
  * plus, for reading the ratios against DESIGN's anchors (whose PL/pgSQL limit wrote an
- * idempotency row), plpgsql-idem: the PL/pgSQL function that also inserts an idempotency row.
+ * idempotency row), plpgsql-idem: the PL/pgSQL function that also inserts an idempotency row;
+ * and js-bare: the same SQL from a plain txv8 function (prepared plans, no recording), which
+ * separates what the language handler costs from what txfn's runtime adds.
  *
  * All variants run at SERIALIZABLE (the function's declared level), retry 40001/40P01, order
  * their SKUs (no deadlocks), and alternate round by round so autovacuum and the noisy 2-core
@@ -43,8 +45,8 @@ const SKUS = Number(args.skus);
 const LEVELS = args.concurrency.split(",").map(Number);
 const DB = "txfn_bench_invoke";
 
-type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "node-pg";
-const VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "node-pg"];
+type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "js-bare" | "node-pg";
+const VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "js-bare", "node-pg"];
 
 const PLPGSQL = `
 CREATE OR REPLACE FUNCTION bench.reserve_plpgsql(orderv jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
@@ -62,7 +64,19 @@ DECLARE out jsonb := bench.reserve_plpgsql(orderv);
 BEGIN
   INSERT INTO bench.node_idempotency (key, output) VALUES (key, out);
   RETURN out;
-END $$`;
+END $$;
+CREATE OR REPLACE FUNCTION bench.reserve_js(orderv jsonb) RETURNS jsonb LANGUAGE txv8 AS $$
+  const p = globalThis.benchReservePlans || (globalThis.benchReservePlans = {
+    select: plv8.prepare("SELECT stock FROM shop.inventory WHERE sku = $1", ["text"]),
+    update: plv8.prepare("UPDATE shop.inventory SET stock = stock - $1 WHERE sku = $2", ["int4", "text"]),
+  });
+  for (const it of orderv.items) {
+    const [row] = p.select.execute([it.sku]);
+    if (!row || row.stock < it.qty) throw new Error("out of stock: " + it.sku);
+    p.update.execute([it.qty, it.sku]);
+  }
+  return { orderId: orderv.orderId, reserved: true };
+$$`;
 
 function order(): { orderId: string; items: { sku: string; qty: number }[] } {
   const picked = new Set<number>();
@@ -83,6 +97,8 @@ async function call(variant: Variant, c: pg.PoolClient): Promise<number> {
         if (!r.rows[0].r.output) throw new Error(`txfn returned ${JSON.stringify(r.rows[0].r)}`);
       } else if (variant === "plpgsql") {
         await c.query({ name: "plpgsql", text: "SELECT bench.reserve_plpgsql($1::jsonb) AS r", values: [JSON.stringify(o)] });
+      } else if (variant === "js-bare") {
+        await c.query({ name: "js-bare", text: "SELECT bench.reserve_js($1::jsonb) AS r", values: [JSON.stringify(o)] });
       } else if (variant === "plpgsql-idem") {
         await c.query({ name: "plpgsql-idem", text: "SELECT bench.reserve_plpgsql_idem($1::jsonb, $2) AS r", values: [JSON.stringify(o), o.orderId] });
       } else {
