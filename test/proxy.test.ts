@@ -109,6 +109,8 @@ describe("POST /v1/functions/:name", () => {
     expect(big.json.error.code).toBe("payload_too_large");
     const text = await call(base, "/v1/functions/reserveInventory", { token: all, body: "hello", contentType: "text/plain" });
     expect(text.status).toBe(415);
+    const charset = await call(base, "/v1/functions/orderStatus", { token: all, body: { orderId: "x" }, contentType: "application/json; charset=utf-8" });
+    expect(charset.status).toBe(200);
     const key = await call(base, "/v1/functions/orderStatus", { token: all, key: "", body: { orderId: "x" } });
     expect(key.status).toBe(400);
     expect(key.json.error.code).toBe("bad_idempotency_key");
