@@ -63,7 +63,9 @@ export function parseKey(text: string, keyColumns: string[], table: string): Rec
 
 /**
  * The history of one row of `tableName` (`schema.table` or an unambiguous `table`), oldest
- * change first, following primary-key changes backwards (`formerKeys`).
+ * change first, following primary-key changes backwards (`formerKeys`). The history of a key
+ * the row later left (an UPDATE changed its primary key) ends before that update: the update is
+ * recorded under the new key, whose history includes it and everything before.
  * @param keyText see `parseKey`.
  * @throws ProvenanceError for an unknown table or a malformed key.
  */
@@ -84,7 +86,7 @@ export async function rowHistory(url: string, tableName: string, keyText: string
       const next: Record<string, unknown>[] = [];
       for (const k of pending) {
         const r = await c.query(
-          `SELECT ${CHANGE_COLUMNS} FROM ${CHANGE_FROM} WHERE p.table_id = ANY($1::int[]) AND (p.key = $2::jsonb OR p.old_key = $2::jsonb)`,
+          `SELECT ${CHANGE_COLUMNS} FROM ${CHANGE_FROM} WHERE p.table_id = ANY($1::int[]) AND p.key = $2::jsonb`,
           [t.ids, JSON.stringify(k)],
         );
         for (const row of r.rows) {
@@ -94,7 +96,7 @@ export async function rowHistory(url: string, tableName: string, keyText: string
           seen.add(id);
           changes.push(ch);
           // renamed into this key from another: follow the other one too
-          if (ch.oldKey && JSON.stringify(ch.key) === JSON.stringify(k)) {
+          if (ch.oldKey) {
             formerKeys.push(ch.oldKey);
             next.push(ch.oldKey);
           }

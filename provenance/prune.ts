@@ -25,7 +25,10 @@ export interface PruneResult {
   deleted: number;
   /** Read-provenance rows removed. */
   deletedReads: number;
-  /** The cutoff applied: changes of transactions started before it, and with xid below `keepFromXid`, were removed. */
+  /**
+   * The cutoff applied: the oldest changes (in xid order) of transactions started before it, and
+   * with xid below `keepFromXid`, were removed, up to the first one that is not.
+   */
   cutoff: Date;
   /** Set when a hold keeps transactions from this xid on. */
   keepFromXid: string | null;
@@ -52,10 +55,9 @@ export async function prune(url: string, options: PruneOptions): Promise<PruneRe
         await c.query("SELECT pg_advisory_xact_lock(hashtext('txfn: provenance holds'))");
         const lim = await limits(c, options.before);
         Object.assign(result, { cutoff: lim.cutoff, keepFromXid: lim.keepFromXid, limitedBy: lim.limitedBy });
-        const where = "tx_time < $1 AND ($2::xid8 IS NULL OR xid < $2::xid8)";
         if (options.dryRun) {
           const n = await c.query<{ n: string; r: string }>(
-            `SELECT (SELECT count(*) FROM txfn.provenance WHERE ${where}) AS n, (SELECT count(*) FROM txfn.provenance_reads WHERE ${where}) AS r`,
+            `SELECT (${prefixCount("txfn.provenance")}) AS n, (${prefixCount("txfn.provenance_reads")}) AS r`,
             [lim.cutoff, lim.keepFromXid],
           );
           await c.query("ROLLBACK");
@@ -63,29 +65,19 @@ export async function prune(url: string, options: PruneOptions): Promise<PruneRe
           result.deletedReads = Number(n.rows[0]!.r);
           return result;
         }
-        const d = await c.query<{ n: string; max_xid: string | null; max_time: Date | null }>(
-          `WITH gone AS (DELETE FROM txfn.provenance WHERE ctid = ANY (ARRAY(SELECT ctid FROM txfn.provenance WHERE ${where} LIMIT ${batch})) ` +
-            "RETURNING xid, tx_time) SELECT count(*) AS n, max(xid)::text AS max_xid, max(tx_time) AS max_time FROM gone",
-          [lim.cutoff, lim.keepFromXid],
-        );
-        const reads = await c.query<{ n: string; max_xid: string | null; max_time: Date | null }>(
-          `WITH gone AS (DELETE FROM txfn.provenance_reads WHERE ctid = ANY (ARRAY(SELECT ctid FROM txfn.provenance_reads WHERE ${where} LIMIT ${batch})) ` +
-            "RETURNING xid, tx_time) SELECT count(*) AS n, max(xid)::text AS max_xid, max(tx_time) AS max_time FROM gone",
-          [lim.cutoff, lim.keepFromXid],
-        );
-        const n = Number(d.rows[0]!.n);
-        const nr = Number(reads.rows[0]!.n);
-        for (const w of [d.rows[0]!, reads.rows[0]!]) {
-          if (w.max_xid === null) continue;
+        const d = await deletePrefix(c, "txfn.provenance", batch, lim.cutoff, lim.keepFromXid);
+        const reads = await deletePrefix(c, "txfn.provenance_reads", batch, lim.cutoff, lim.keepFromXid);
+        for (const w of [d, reads]) {
+          if (w.maxXid === null) continue;
           await c.query(
             "UPDATE txfn.provenance_config SET pruned_max_xid = greatest(pruned_max_xid, $1::xid8), pruned_max_time = greatest(pruned_max_time, $2)",
-            [w.max_xid, w.max_time],
+            [w.maxXid, w.maxTime],
           );
         }
         await c.query("COMMIT");
-        result.deleted += n;
-        result.deletedReads += nr;
-        if (n < batch && nr < batch) return result;
+        result.deleted += d.deleted;
+        result.deletedReads += reads.deleted;
+        if (d.done && reads.done) return result;
       } catch (err) {
         await c.query("ROLLBACK").catch(() => {});
         throw err;
@@ -94,6 +86,43 @@ export async function prune(url: string, options: PruneOptions): Promise<PruneRe
   } finally {
     await c.end();
   }
+}
+
+/**
+ * Deletes up to `batch` of the oldest rows of `table` in primary-key order (xid, seq), stopping
+ * at the first row of a transaction started at or after `cutoff` or with xid ≥ `keepFromXid`:
+ * prune only ever removes a prefix, which needs no index on time and keeps the watermark exact
+ * (everything up to pruned_max_xid is gone, everything after it is there, except transactions
+ * still running while prune ran, which a later prune removes). A transaction that started long
+ * before its first write can hold the prefix back until the cutoff passes newer ones: prune
+ * removes less, never more.
+ */
+async function deletePrefix(
+  c: pg.ClientBase,
+  table: string,
+  batch: number,
+  cutoff: Date,
+  keepFromXid: string | null,
+): Promise<{ deleted: number; maxXid: string | null; maxTime: Date | null; done: boolean }> {
+  const r = await c.query<{ n: string; max_xid: string | null; max_time: Date | null; stopped: boolean; scanned: string }>(
+    `WITH batch AS MATERIALIZED (SELECT ctid, xid, seq, tx_time FROM ${table} ORDER BY xid, seq LIMIT ${batch}), ` +
+      "stop AS (SELECT xid, seq FROM batch WHERE tx_time >= $1 OR ($2::xid8 IS NOT NULL AND xid >= $2::xid8) ORDER BY xid, seq LIMIT 1), " +
+      `gone AS (DELETE FROM ${table} p WHERE p.ctid IN (SELECT b.ctid FROM batch b LEFT JOIN stop s ON true ` +
+      "WHERE s.xid IS NULL OR (b.xid, b.seq) < (s.xid, s.seq)) RETURNING p.xid, p.tx_time) " +
+      "SELECT (SELECT count(*) FROM gone) AS n, (SELECT max(xid)::text FROM gone) AS max_xid, (SELECT max(tx_time) FROM gone) AS max_time, " +
+      "EXISTS (SELECT 1 FROM stop) AS stopped, (SELECT count(*) FROM batch) AS scanned",
+    [cutoff, keepFromXid],
+  );
+  const row = r.rows[0]!;
+  return { deleted: Number(row.n), maxXid: row.max_xid, maxTime: row.max_time, done: row.stopped || Number(row.scanned) < batch };
+}
+
+/** SELECT counting the rows deletePrefix would remove (all batches), parameters $1 cutoff, $2 keepFromXid. */
+function prefixCount(table: string): string {
+  return (
+    `SELECT count(*) FROM (SELECT bool_or(tx_time >= $1 OR ($2::xid8 IS NOT NULL AND xid >= $2::xid8)) ` +
+    `OVER (ORDER BY xid, seq) AS stopped FROM ${table}) x WHERE NOT stopped`
+  );
 }
 
 async function limits(c: pg.ClientBase, before: Date): Promise<{ cutoff: Date; keepFromXid: string | null; limitedBy: string[] }> {

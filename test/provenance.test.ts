@@ -281,17 +281,17 @@ describe("txfn history", () => {
     await client.invoke("putItems", { items: [{ id: "h", v: 1 }] }, { workflowId: "wf-1", workflowStep: 2 });
     await withSql((c) => c.query("UPDATE prov.items SET v = 2 WHERE id = 'h'"));
     await withSql((c) => c.query("UPDATE prov.items SET id = 'h2' WHERE id = 'h'"));
-    const h = await txfn(["history", "prov.items", "h"], env());
+    const h = await txfn(["history", "prov.items", "h2"], env());
     expect(h.status).toBe(0);
     const lines = h.stdout.split("\n");
-    expect(lines[0]).toBe('prov.items {"id":"h"}: 3 change(s)');
+    expect(lines[0]).toBe('prov.items {"id":"h2"}: 3 change(s); earlier key(s) {"id":"h"}');
     expect(lines[1]).toMatch(/^#1  INSERT .*invocation \d+ putItems v1 workflow wf-1#2, role \w+, app prov-test/);
     expect(h.stdout).toMatch(/#2  UPDATE .*outside txfn, role \w+, app psql[^\n]*\n\s+v: 1 → 2/);
     expect(h.stdout).toMatch(/#3  UPDATE [^\n]*\n\s+key: \{"id":"h"\} → \{"id":"h2"\}/);
-    // the new key's history follows the rename back
-    const h2 = JSON.parse((await txfn(["history", "items", '{"id":"h2"}', "--json"], env())).stdout);
-    expect(h2.versions).toHaveLength(3);
-    expect(h2.formerKeys).toEqual([{ id: "h" }]);
+    // the old key's history ends before the update that changed the key
+    const old = JSON.parse((await txfn(["history", "items", '{"id":"h"}', "--json"], env())).stdout);
+    expect(old.versions.map((v: { change: { op: string } }) => v.change.op)).toEqual(["I", "U"]);
+    expect(old.versions[1].diff).toEqual([{ column: "v", before: 1, after: 2 }]);
   });
 
   it("names what is wrong with bad input", async () => {
