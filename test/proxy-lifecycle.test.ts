@@ -78,24 +78,27 @@ describe("in-process server", () => {
 describe("txfn token", () => {
   it("create prints the secret once; list shows the prefix, never the secret; revoke by name", async () => {
     const env = { DATABASE_URL: db.url };
-    const created = await txfn(["token", "create", "--name", "cli", "--functions", "add,nope", "--workflows", "w1", "--expires", "1d"], env);
+    const [created, empty] = await Promise.all([
+      txfn(["token", "create", "--name", "cli", "--functions", "add,nope", "--workflows", "w1", "--expires", "1d"], env),
+      txfn(["token", "create"], env),
+    ]);
     expect(created.status).toBe(0);
     const secret = created.stdout.trim();
     expect(secret).toMatch(/^txfn_[A-Za-z0-9_-]{43}$/);
     expect(created.stderr).toMatch(/warning: nope is not a function of the active bundle/);
-    const listed = await txfn(["token", "list"], env);
-    expect(listed.stdout).toMatch(/cli\s+txfn_\S{7}…\s+functions add,nope\s+workflows w1\s+expires/);
-    expect(listed.stdout).not.toContain(secret);
-    expect((await call(server.url, "/v1/functions/add", { token: secret, body: { counter: "a", by: 0 } })).status).toBe(200);
-    const [revoked, empty] = await Promise.all([txfn(["token", "revoke", "cli"], env), txfn(["token", "create"], env)]);
-    expect(revoked.stdout).toMatch(/revoked token \d+ \(cli\)/);
     expect(empty.stderr).toMatch(/must allow at least one function or workflow/);
-    const [refused, again] = await Promise.all([
+    expect((await call(server.url, "/v1/functions/add", { token: secret, body: { counter: "a", by: 0 } })).status).toBe(200);
+    const revoked = await txfn(["token", "revoke", "cli"], env);
+    expect(revoked.stdout).toMatch(/revoked token \d+ \(cli\)/);
+    const [refused, again, listed] = await Promise.all([
       eventually(async () => (await call(server.url, "/v1/functions/add", { token: secret, body: { counter: "a", by: 0 } })).status === 401),
       txfn(["token", "revoke", "cli"], env),
+      txfn(["token", "list", "--all"], env),
     ]);
     expect(refused).toBe(true);
     expect(again.stderr).toMatch(/no live token with id or name "cli"/);
+    expect(listed.stdout).toMatch(/cli\s+txfn_\S{7}…\s+functions add,nope\s+workflows w1\s+revoked/);
+    expect(listed.stdout).not.toContain(secret);
   });
 });
 
