@@ -32,7 +32,7 @@ import { canReach, chownTree, clusterOsUser, isRoot, runAsOptions, type OsUser }
 import { findFreePort, isPortFree } from "./ports.ts";
 import { ClusterError } from "./errors.ts";
 import { withFileLock } from "./file-lock.ts";
-import { pgBinDir, pgMajorOf, requireTxv8Installed } from "./pg-install.ts";
+import { libraryFingerprint, pgBinDir, pgMajorOf, requireTxv8Installed } from "./pg-install.ts";
 
 export const SUPERUSER = "txfn";
 export const DATABASE = "txfn";
@@ -42,6 +42,8 @@ interface ClusterState {
   port: number;
   password: string;
   pgMajor: number;
+  /** Fingerprint of the txv8.so the running server preloaded (see libraryFingerprint). */
+  txv8Loaded?: string;
   createdAt: string;
 }
 
@@ -120,7 +122,7 @@ export class EmbeddedCluster {
     if (existsSync(this.dir)) clusterOsUser(this.dir); // a foreign owner is reported before anything is touched
     return withFileLock(`${this.dir}.lock`, async () => {
       const major = pgMajorOf(pgBinDir());
-      requireTxv8Installed(major);
+      const txv8 = libraryFingerprint(requireTxv8Installed(major));
       this.placeDirectory();
       const user = clusterOsUser(this.dir);
       let state = this.readState();
@@ -143,12 +145,16 @@ export class EmbeddedCluster {
       }
       const socketDir = this.socketDir(state.port, user);
       const settingsChanged = this.writeSettings(state, socketDir, user);
-      if (running && settingsChanged) {
-        this.log("settings changed; restarting the cluster to apply them");
+      const txv8Changed = state.txv8Loaded !== undefined && state.txv8Loaded !== txv8;
+      if (running && (settingsChanged || txv8Changed)) {
+        this.log(`${settingsChanged ? "settings changed" : "txv8 was reinstalled"}; restarting the cluster to apply it`);
         this.pgCtl(user, ["stop", "-m", "fast", "-w", "-t", "60"]);
         running = false;
       }
-      if (!running) await this.launch(user, socketDir, state.port);
+      if (!running) {
+        await this.launch(user, socketDir, state.port);
+        this.writeState({ ...state, txv8Loaded: txv8 }, user);
+      }
       if (fresh) await this.createApplicationDatabase();
       return this.url();
     });

@@ -1,5 +1,6 @@
 /** Where the PostgreSQL server binaries are, and whether txv8 is installed for them. */
 import { execFileSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, readFileSync } from "node:fs";
 import { join } from "node:path";
 import { ClusterError } from "./errors.ts";
@@ -27,9 +28,10 @@ export function pgMajorOf(binDir: string): number {
 /**
  * Checks that txv8 is installed into this server's library directory and that the
  * build stamp written by `make -C extension install` names the same major version.
+ * Returns the installed library's path.
  * @throws ClusterError with the command that fixes it.
  */
-export function requireTxv8Installed(major: number): void {
+export function requireTxv8Installed(major: number): string {
   const pgConfig = join(pgBinDir(), "pg_config");
   const libdir = existsSync(pgConfig)
     ? execFileSync(pgConfig, ["--pkglibdir"], { encoding: "utf8" }).trim()
@@ -47,4 +49,10 @@ export function requireTxv8Installed(major: number): void {
       );
     }
   }
+  return join(libdir, "txv8.so");
+}
+
+/** A fingerprint of a library file's content (sha1), to notice a reinstalled txv8. */
+export function libraryFingerprint(path: string): string {
+  return createHash("sha1").update(readFileSync(path)).digest("hex");
 }

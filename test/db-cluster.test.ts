@@ -106,6 +106,18 @@ describe("txfn db lifecycle", () => {
     expect(rows[0].max_connections).toBe("200");
   });
 
+  it("restarts a running cluster whose preloaded txv8 is not the installed one", () => {
+    const stateFile = join(dir, "cluster.json");
+    const state = JSON.parse(readFileSync(stateFile, "utf8"));
+    const pidBefore = JSON.parse(txfnSync(["db", "status", "--json", ...at]).stdout).pid;
+    writeFileSync(stateFile, JSON.stringify({ ...state, txv8Loaded: "an older build" }));
+    const res = txfnSync(["db", "start", ...at]);
+    expect(res.status, res.stderr).toBe(0);
+    expect(res.stderr).toMatch(/txv8 was reinstalled; restarting/);
+    expect(JSON.parse(txfnSync(["db", "status", "--json", ...at]).stdout).pid).not.toBe(pidBefore);
+    expect(JSON.parse(readFileSync(stateFile, "utf8")).txv8Loaded).toBe(state.txv8Loaded);
+  });
+
   it("recovers from a postmaster killed with SIGKILL (stale postmaster.pid)", async () => {
     const pid = Number(readFileSync(join(dir, "data", "postmaster.pid"), "utf8").split("\n")[0]);
     process.kill(pid, "SIGKILL");
