@@ -154,12 +154,12 @@ describe("workflows in process", () => {
   });
 
   it("a cancelled short sleep resumes to SUCCESS without running its first step again", async () => {
-    const h = await executor.start(sleepy, { ms: 1500 }, { id: "cancel-2" });
+    const h = await executor.start(sleepy, { ms: 3000 }, { id: "cancel-2" });
     await waitFor(async () => (await client.steps("cancel-2")).length === 2);
     await h.cancel();
     await waitFor(async () => executor.running === 0);
     await client.resume("cancel-2");
-    expect(await client.handle("cancel-2").result()).toEqual({ slept: 1500 });
+    expect(await client.handle("cancel-2").result()).toEqual({ slept: 3000 });
     expect((await notes("cancel-2")).map((n) => n.tag)).toEqual(["before", "after"]);
   });
 
@@ -180,7 +180,8 @@ describe("workflows in process", () => {
     expect(StepFailedError).toBeDefined();
   });
 
-  it("the CLI starts, lists, shows, cancels and resumes workflows", async () => {
+  // Seven CLI processes: each loads the whole CLI (TypeScript included), slow on a busy machine.
+  it("the CLI starts, lists, shows, cancels and resumes workflows", { timeout: 300_000 }, async () => {
     const env = { DATABASE_URL: db.url };
     // Asynchronously: the executor that runs it lives in this process.
     const started = await txfn(["workflow", "start", "sleepy", "--input", '{"ms":5}', "--id", "cli-1", "--wait", "--timeout", "60000"], env);
@@ -213,18 +214,29 @@ interface History {
 async function loadHistory(name: string): Promise<History> {
   const h = JSON.parse(readFileSync(`test/fixtures/wf-histories/${name}.json`, "utf8")) as History;
   const json = (v: unknown) => (v === undefined || v === null ? null : JSON.stringify(v));
-  for (const w of h.workflows) {
-    await db.query(
-      "INSERT INTO txfn.workflows (id, name, input, status, output, bundle_version, parent_id, parent_step) VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7, $8)",
-      [w.id, w.name, JSON.stringify(w.input), w.status, json(w.output), w.bundle_version, w.parent_id ?? null, w.parent_step ?? null],
-    );
-  }
-  for (const s of h.steps) {
-    await db.query(
-      "INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, invocation_id, attempts, compensates) " +
-        "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)",
-      [s.workflow_id, s.step, s.kind, s.name, s.status, json(s.output), json(s.error), s.invocation_id ?? null, s.attempts ?? null, s.compensates ?? null],
-    );
+  // One transaction: the executor of this file must not claim a workflow whose history is half written.
+  const c = await db.pool.connect();
+  try {
+    await c.query("BEGIN");
+    for (const s of h.steps) {
+      await c.query(
+        "INSERT INTO txfn.workflow_steps (workflow_id, step, kind, name, status, output, error, invocation_id, attempts, compensates) " +
+          "VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb, $8, $9, $10)",
+        [s.workflow_id, s.step, s.kind, s.name, s.status, json(s.output), json(s.error), s.invocation_id ?? null, s.attempts ?? null, s.compensates ?? null],
+      );
+    }
+    for (const w of h.workflows) {
+      await c.query(
+        "INSERT INTO txfn.workflows (id, name, input, status, output, bundle_version, parent_id, parent_step) VALUES ($1, $2, $3::jsonb, $4, $5::jsonb, $6, $7, $8)",
+        [w.id, w.name, JSON.stringify(w.input), w.status, json(w.output), w.bundle_version, w.parent_id ?? null, w.parent_step ?? null],
+      );
+    }
+    await c.query("COMMIT");
+  } catch (err) {
+    await c.query("ROLLBACK");
+    throw err;
+  } finally {
+    c.release();
   }
   return h;
 }

@@ -184,7 +184,9 @@ export class WorkflowRun {
   private async compensate(error: unknown): Promise<RunOutcome> {
     if (this.compensations.length === 0) return this.finish("ERROR", undefined, describeError(error), null);
     const failures: { step: number; error: RecordedWorkflowError }[] = [];
-    for (const c of [...this.compensations].reverse()) {
+    // Newest step first, by step number: concurrent steps may complete (and register) in another
+    // order on a replay than they did the first time; their numbers do not change.
+    for (const c of [...this.compensations].sort((a, b) => b.step - a.step)) {
       this.compensating = c.step;
       try {
         await c.run();
