@@ -5,7 +5,6 @@
 import { bundleProject, projectLayout, type ProjectLayout } from "./build.ts";
 import { extractManifest, type Manifest } from "./manifest.ts";
 import { resolveBuildOptions, type BuildOptions, type ResolvedBuildOptions } from "./options.ts";
-import { functionSchemas } from "./schema.ts";
 
 export { BuildError, type BuildOptions } from "./options.ts";
 export type { Manifest, ManifestFunction } from "./manifest.ts";
@@ -33,7 +32,8 @@ export async function build(path: string, options: BuildOptions = {}): Promise<B
   const resolved = resolveBuildOptions(options);
   const layout = projectLayout(path);
   const raw = await bundleProject(layout, resolved);
-  const types = resolved.schemas ? functionSchemas(layout.files, layout.dir) : new Map();
+  // The TypeScript compiler takes seconds to load: only builds that want schemas pay for it.
+  const types = resolved.schemas ? (await import("./schema.ts")).functionSchemas(layout.files, layout.dir) : new Map();
   const manifest = extractManifest(raw.code, resolved.appSchema, types);
   return {
     code: raw.code,
