@@ -268,6 +268,12 @@ txv8_isolate_create(void)
 
 		restore_stack_base(base);
 		txv8_stack_base = (char *) base;
+		if (txv8_stack_base == nullptr)
+		{
+			char		here;		/* no base recorded (single-user mode): start from here */
+
+			txv8_stack_base = &here;
+		}
 		txv8_server_is_utf8 = GetDatabaseEncoding() == PG_UTF8;
 		txv8_contexts = new std::unordered_map<Oid, txv8_context *>();
 		txv8_graveyard = new std::vector<txv8_context *>();

@@ -14,97 +14,28 @@ extern "C" {
 
 /* ---------- jsonb -> JS ---------- */
 
-static JsonbIteratorToken
-txv8_jsonb_next(JsonbIterator **it, JsonbValue *v)
-{
-	JsonbIteratorToken volatile tok = WJB_DONE;
-
-	txv8_pg([&] { tok = JsonbIteratorNext(it, v, false); });
-	return tok;
-}
-
-static v8::Local<v8::Value>
-txv8_jsonb_scalar(JsonbValue *v)
-{
-	switch (v->type)
-	{
-		case jbvNull:
-			return v8::Null(txv8_isolate);
-		case jbvBool:
-			return v8::Boolean::New(txv8_isolate, v->val.boolean);
-		case jbvString:
-			return txv8_string_from_server(v->val.string.val, v->val.string.len);
-		case jbvNumeric:
-			{
-				Datum volatile r = 0;
-				Numeric		n = v->val.numeric;
-
-				txv8_pg([&] { r = DirectFunctionCall1(numeric_float8_no_overflow, NumericGetDatum(n)); });
-				return v8::Number::New(txv8_isolate, DatumGetFloat8(r));
-			}
-		default:
-			txv8_error(ERRCODE_INTERNAL_ERROR, "unexpected jsonb value type %d", (int) v->type);
-	}
-}
-
-/* Convert the container whose BEGIN token was just read; returns the scalar itself for a raw-scalar root. */
-static v8::Local<v8::Value>
-txv8_jsonb_container(JsonbIterator **it, JsonbIteratorToken tok, JsonbValue *begin)
-{
-	v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
-	JsonbValue	v;
-
-	if (tok == WJB_BEGIN_ARRAY)
-	{
-		bool		raw = begin->val.array.rawScalar;
-		std::vector<v8::Local<v8::Value>> elems;
-
-		elems.reserve(begin->val.array.nElems);
-		while ((tok = txv8_jsonb_next(it, &v)) != WJB_END_ARRAY)
-		{
-			if (tok == WJB_ELEM)
-				elems.push_back(txv8_jsonb_scalar(&v));
-			else
-				elems.push_back(txv8_jsonb_container(it, tok, &v));
-		}
-		if (raw && elems.size() == 1)
-			return elems[0];
-		return v8::Array::New(txv8_isolate, elems.data(), elems.size());
-	}
-
-	v8::Local<v8::Object> obj = v8::Object::New(txv8_isolate);
-
-	while ((tok = txv8_jsonb_next(it, &v)) != WJB_END_OBJECT)
-	{
-		v8::Local<v8::String> key = txv8_string_from_server(v.val.string.val, v.val.string.len);
-		v8::Local<v8::Value> val;
-
-		tok = txv8_jsonb_next(it, &v);
-		if (tok == WJB_VALUE)
-			val = txv8_jsonb_scalar(&v);
-		else
-			val = txv8_jsonb_container(it, tok, &v);
-		if (obj->CreateDataProperty(ctx, key, val).IsNothing())
-			throw txv8_js_thrown();
-	}
-	return obj;
-}
-
+/*
+ * jsonb -> JS through jsonb's text form and V8's JSON parser: the same values as a
+ * walk of the jsonb tree (numbers are correctly rounded doubles either way, keys keep
+ * jsonb's order, a scalar root gives the scalar), several times faster than creating
+ * objects property by property through the API.
+ */
 v8::Local<v8::Value>
 txv8_jsonb_to_value(txv8_typeinfo *ti, Datum d)
 {
-	JsonbIterator *volatile it0 = nullptr;
+	char	   *volatile text = nullptr;
 
 	txv8_pg([&] {
 		Jsonb	   *jb = DatumGetJsonbP(d);
 
-		it0 = JsonbIteratorInit(&jb->root);
+		text = JsonbToCString(NULL, &jb->root, VARSIZE(jb));
 	});
-	JsonbIterator *it = it0;
-	JsonbValue	v;
-	JsonbIteratorToken tok = txv8_jsonb_next(&it, &v);
+	v8::Local<v8::Value> r;
 
-	return txv8_jsonb_container(&it, tok, &v);
+	if (!v8::JSON::Parse(txv8_isolate->GetCurrentContext(), txv8_string_from_server(text, (int) strlen(text))).ToLocal(&r))
+		throw txv8_js_thrown();
+	pfree(text);
+	return r;
 }
 
 /* ---------- JS -> jsonb ---------- */
@@ -185,9 +116,9 @@ txv8_jb_key_less(const JsonbPair &a, const JsonbPair &b)
 	return a.order > b.order;	/* the later duplicate first, so it is the one kept */
 }
 
-/* Fill *out from v; false if v is not representable (undefined, function, symbol). */
+/* Fill *out from v (found under key, for toJSON); false if not representable (undefined, function, symbol). */
 static bool
-txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
+txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out, v8::Local<v8::Value> key)
 {
 	if (stack_is_too_deep())
 		txv8_error(ERRCODE_STATEMENT_TOO_COMPLEX,
@@ -243,7 +174,7 @@ txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
 			prim = v8::Boolean::New(txv8_isolate, v.As<v8::BooleanObject>()->ValueOf());
 		else
 			prim = v.As<v8::BigIntObject>()->ValueOf();
-		return txv8_jb_value(b, prim, out);
+		return txv8_jb_value(b, prim, out, key);
 	}
 	if (!v->IsArray())
 	{
@@ -253,12 +184,12 @@ txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
 			throw txv8_js_thrown();
 		if (tojson->IsFunction())
 		{
-			v8::Local<v8::Value> arg = v8::String::Empty(txv8_isolate);
+			v8::Local<v8::Value> arg = key;
 			v8::Local<v8::Value> r;
 
 			if (!tojson.As<v8::Function>()->Call(b.ctx, obj, 1, &arg).ToLocal(&r))
 				throw txv8_js_thrown();
-			return txv8_jb_value(b, r, out);
+			return txv8_jb_value(b, r, out, key);
 		}
 	}
 
@@ -278,7 +209,7 @@ txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
 
 			if (!arr->Get(b.ctx, i).ToLocal(&e))
 				throw txv8_js_thrown();
-			if (!txv8_jb_value(b, e, &elems[i]))
+			if (!txv8_jb_value(b, e, &elems[i], v8::Integer::NewFromUnsigned(txv8_isolate, i)->ToString(b.ctx).ToLocalChecked()))
 				elems[i].type = jbvNull;
 		}
 		out->type = jbvArray;
@@ -310,7 +241,7 @@ txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
 			throw txv8_js_thrown();
 		JsonbPair  *p = &pairs[npairs];
 
-		if (!txv8_jb_value(b, val, &p->value))
+		if (!txv8_jb_value(b, val, &p->value, key))
 			continue;			/* undefined / function: the key is omitted */
 		txv8_jb_string(&p->key, key);
 		p->order = npairs++;
@@ -333,15 +264,265 @@ txv8_jb_value(txv8_jb_builder &b, v8::Local<v8::Value> v, JsonbValue *out)
 	return true;
 }
 
+/*
+ * A parser for the JSON text JSON.stringify produces (so always well formed) straight
+ * into a JsonbValue tree: no lexer callbacks, integers without numeric_in. Returns
+ * false for what it leaves to the direct conversion (a \u escape it cannot represent).
+ */
+struct txv8_jp
+{
+	const char *p;
+	const char *end;
+};
+
+static bool txv8_jp_value(txv8_jp &jp, JsonbValue *out);
+
+static bool
+txv8_jp_string(txv8_jp &jp, JsonbValue *out)
+{
+	const char *start = ++jp.p;	/* past the opening quote */
+	const char *q = start;
+	bool		escaped = false;
+
+	while (*q != '"')
+	{
+		if (*q == '\\')
+		{
+			escaped = true;
+			q++;
+		}
+		q++;
+	}
+	size_t		len = q - start;
+	char	   *buf = (char *) txv8_palloc(len + 1);
+	size_t		n = 0;
+
+	if (!escaped)
+	{
+		memcpy(buf, start, len);
+		n = len;
+	}
+	else
+		for (const char *c = start; c < q; c++)
+		{
+			if (*c != '\\')
+			{
+				buf[n++] = *c;
+				continue;
+			}
+			c++;
+			switch (*c)
+			{
+				case 'b':
+					buf[n++] = '\b';
+					break;
+				case 'f':
+					buf[n++] = '\f';
+					break;
+				case 'n':
+					buf[n++] = '\n';
+					break;
+				case 'r':
+					buf[n++] = '\r';
+					break;
+				case 't':
+					buf[n++] = '\t';
+					break;
+				case 'u':
+					{
+						char		hex[5] = {c[1], c[2], c[3], c[4], 0};
+						unsigned	cp = (unsigned) strtoul(hex, nullptr, 16);
+
+						/* JSON.stringify escapes only control characters and lone surrogates */
+						if (cp == 0 || cp >= 0x80)
+							return false;
+						buf[n++] = (char) cp;
+						c += 4;
+					}
+					break;
+				default:
+					buf[n++] = *c;	/* \" \\ \/ */
+					break;
+			}
+		}
+	buf[n] = '\0';
+	out->type = jbvString;
+	out->val.string.val = buf;
+	out->val.string.len = (int) n;
+	jp.p = q + 1;
+	return true;
+}
+
+static bool
+txv8_jp_number(txv8_jp &jp, JsonbValue *out)
+{
+	const char *start = jp.p;
+	bool		integral = true;
+
+	while (jp.p < jp.end && strchr("+-0123456789.eE", *jp.p))
+	{
+		if (*jp.p == '.' || *jp.p == 'e' || *jp.p == 'E')
+			integral = false;
+		jp.p++;
+	}
+	size_t		len = jp.p - start;
+	Datum volatile r = 0;
+
+	if (integral && len <= 18)
+	{
+		int64		i = strtoll(start, nullptr, 10);
+
+		txv8_pg([&] { r = NumericGetDatum(int64_to_numeric(i)); });
+	}
+	else
+	{
+		char	   *text = (char *) txv8_palloc(len + 1);
+
+		memcpy(text, start, len);
+		text[len] = '\0';
+		txv8_pg([&] {
+			r = DirectFunctionCall3(numeric_in, CStringGetDatum(text), ObjectIdGetDatum(InvalidOid), Int32GetDatum(-1));
+		});
+	}
+	out->type = jbvNumeric;
+	out->val.numeric = DatumGetNumeric(r);
+	return true;
+}
+
+static bool
+txv8_jp_value(txv8_jp &jp, JsonbValue *out)
+{
+	if (stack_is_too_deep())
+		return false;
+	switch (*jp.p)
+	{
+		case '"':
+			return txv8_jp_string(jp, out);
+		case 't':
+			out->type = jbvBool;
+			out->val.boolean = true;
+			jp.p += 4;
+			return true;
+		case 'f':
+			out->type = jbvBool;
+			out->val.boolean = false;
+			jp.p += 5;
+			return true;
+		case 'n':
+			out->type = jbvNull;
+			jp.p += 4;
+			return true;
+		case '[':
+			{
+				std::vector<JsonbValue> elems;
+
+				jp.p++;
+				while (*jp.p != ']')
+				{
+					elems.emplace_back();
+					if (!txv8_jp_value(jp, &elems.back()))
+						return false;
+					if (*jp.p == ',')
+						jp.p++;
+				}
+				jp.p++;
+				JsonbValue *arr = (JsonbValue *) txv8_palloc(sizeof(JsonbValue) * Max(elems.size(), 1));
+
+				if (!elems.empty())
+					memcpy(arr, elems.data(), sizeof(JsonbValue) * elems.size());
+				out->type = jbvArray;
+				out->val.array.nElems = (int) elems.size();
+				out->val.array.elems = arr;
+				out->val.array.rawScalar = false;
+				return true;
+			}
+		case '{':
+			{
+				std::vector<JsonbPair> pairs;
+
+				jp.p++;
+				while (*jp.p != '}')
+				{
+					pairs.emplace_back();
+					JsonbPair  &pr = pairs.back();
+
+					if (!txv8_jp_string(jp, &pr.key))
+						return false;
+					jp.p++;		/* ':' */
+					if (!txv8_jp_value(jp, &pr.value))
+						return false;
+					pr.order = (uint32) pairs.size() - 1;
+					if (*jp.p == ',')
+						jp.p++;
+				}
+				jp.p++;
+				std::sort(pairs.begin(), pairs.end(), txv8_jb_key_less);
+				JsonbPair  *arr = (JsonbPair *) txv8_palloc(sizeof(JsonbPair) * Max(pairs.size(), 1));
+
+				if (!pairs.empty())
+					memcpy(arr, pairs.data(), sizeof(JsonbPair) * pairs.size());
+				out->type = jbvObject;
+				out->val.object.nPairs = (int) pairs.size();
+				out->val.object.pairs = arr;
+				return true;
+			}
+		default:
+			return txv8_jp_number(jp, out);
+	}
+}
+
+/*
+ * The fast path: JSON.stringify (V8's native serializer) and the parser above. It gives
+ * the same jsonb as the direct conversion below for everything JSON.stringify accepts;
+ * anything else (BigInt, lone surrogates, \u0000, undefined results) falls back to it.
+ */
+static bool
+txv8_jsonb_via_text(v8::Local<v8::Value> v, Datum *result)
+{
+	if (!v->IsObject() && !v->IsString() && !v->IsNumber() && !v->IsBoolean())
+		return false;
+	v8::TryCatch tc(txv8_isolate);
+	v8::Local<v8::String> json;
+
+	if (!v8::JSON::Stringify(txv8_isolate->GetCurrentContext(), v).ToLocal(&json))
+	{
+		if (tc.HasTerminated() || txv8_isolate->IsExecutionTerminating())
+		{
+			tc.ReThrow();
+			throw txv8_js_thrown();
+		}
+		return false;			/* e.g. a BigInt: the direct conversion handles it */
+	}
+	int			len;
+	char	   *text = txv8_string_to_server(json, &len);
+
+	if (len == 9 && memcmp(text, "undefined", 9) == 0)
+		return false;
+	txv8_jp		jp = {text, text + len};
+	JsonbValue	root;
+
+	if (!txv8_jp_value(jp, &root))
+		return false;
+	Datum volatile d = 0;
+
+	txv8_pg([&] { d = JsonbPGetDatum(JsonbValueToJsonb(&root)); });
+	*result = d;
+	return true;
+}
+
 Datum
 txv8_value_to_jsonb(txv8_typeinfo *ti, v8::Local<v8::Value> v, bool *isnull)
 {
 	txv8_jb_builder b;
 	JsonbValue	root;
+	Datum		fast;
+
+	if (txv8_jsonb_via_text(v, &fast))
+		return fast;
 
 	b.ctx = txv8_isolate->GetCurrentContext();
 	b.tojson = txv8_string_internal("toJSON");
-	if (!txv8_jb_value(b, v, &root))
+	if (!txv8_jb_value(b, v, &root, v8::String::Empty(txv8_isolate)))
 	{
 		*isnull = true;
 		return (Datum) 0;
