@@ -290,7 +290,7 @@ txv8_isolate_create(void)
 	pthread_sigmask(SIG_SETMASK, &old, nullptr);
 	isolate->Enter();			/* only this thread runs JS: stay entered until disposal */
 
-	isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kExplicit);
+	isolate->SetMicrotasksPolicy(v8::MicrotasksPolicy::kAuto);	/* run when the outermost call returns */
 	isolate->AddNearHeapLimitCallback(txv8_near_heap_limit, nullptr);
 	isolate->SetFatalErrorHandler(txv8_fatal_error);
 	isolate->SetOOMErrorHandler(txv8_oom_error);
@@ -529,7 +529,6 @@ txv8_rejections_forget(void)
 void
 txv8_after_call(void)
 {
-	txv8_isolate->PerformMicrotaskCheckpoint();
 	if (txv8_isolate->IsExecutionTerminating())
 		throw txv8_js_thrown();
 	while (!txv8_rejections.empty())

@@ -2,6 +2,7 @@
 #include "txv8_exec.h"
 
 #include <unordered_set>
+#include <vector>
 
 #include "txv8_elog.h"
 
@@ -359,8 +360,10 @@ txv8_exec_function(FunctionCallInfo fcinfo, MemoryContext retcxt, bool nonatomic
 		txv8_pin	pin(proc);
 		v8::Local<v8::Context> context = txv8_isolate->GetCurrentContext();
 		v8::Local<v8::Function> fn = txv8_procedure_function(proc, ctx);
-		v8::Local<v8::Value> argv[FUNC_MAX_ARGS];
 		int			n = proc->njsargs;
+		v8::Local<v8::Value> small[8];
+		std::vector<v8::Local<v8::Value>> large(n > 8 ? n : 0);
+		v8::Local<v8::Value> *argv = n > 8 ? large.data() : small;
 
 		for (int i = 0; i < n; i++)
 		{
