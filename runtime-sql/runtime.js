@@ -138,6 +138,22 @@
 
   // --- SQL: plans prepared once per context --------------------------------------------------
 
+  const CLAIM_TYPES = ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"];
+  /** The claim statement; `withId`: the id is $10 (OVERRIDING SYSTEM VALUE) instead of the identity. */
+  function claimSql(withId) {
+    return (
+      "INSERT INTO txfn.invocations (" + (withId ? "id, " : "") + "idempotency_key, function, version, input, status, xid, snapshot," +
+      " pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
+      (withId ? " OVERRIDING SYSTEM VALUE VALUES ($10::bigint, " : " VALUES (") +
+      "$1, $2, COALESCE($3, (SELECT version FROM txfn.bundles WHERE active)), COALESCE($4::jsonb, 'null'::jsonb)," +
+      " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
+      " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
+      " ON CONFLICT (idempotency_key) DO NOTHING" +
+      " RETURNING id::text AS id, version, isolation, ctid::text AS ctid," +
+      " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2"
+    );
+  }
+
   let plans = null;
   function preparedPlans() {
     if (plans !== null) return plans;
@@ -147,17 +163,9 @@
       // dirty-snapshot probe takes no SSI predicate lock, so claims of different keys do not
       // conflict under SERIALIZABLE). The same statement resolves the active version and sets
       // the transaction-local settings provenance reads. ctid is kept for the final update.
-      claim: plv8.prepare(
-        "INSERT INTO txfn.invocations (idempotency_key, function, version, input, status, xid, snapshot," +
-          " pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
-          " VALUES ($1, $2, COALESCE($3, (SELECT version FROM txfn.bundles WHERE active)), COALESCE($4::jsonb, 'null'::jsonb)," +
-          " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
-          " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
-          " ON CONFLICT (idempotency_key) DO NOTHING" +
-          " RETURNING id::text AS id, version, isolation, ctid::text AS ctid," +
-          " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2",
-        ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"],
-      ),
+      claim: plv8.prepare(claimSql(false), CLAIM_TYPES),
+      // The same claim under a given id (option invocationId: replay on a reconstructed database).
+      claimWithId: plv8.prepare(claimSql(true), CLAIM_TYPES.concat(["text"])),
       recorded: plv8.prepare(
         "SELECT id::text AS id, function, status, input = COALESCE($2::jsonb, 'null'::jsonb) AS same_input," +
           " txfn.envelope(i, true)::text AS envelope FROM txfn.invocations i WHERE idempotency_key = $1",
@@ -374,9 +382,11 @@
 
   // --- options (README "Invoke options"): the one place they are checked ----------------------
 
-  const OPTION_KEYS = ["version", "pinnedTime", "seed", "workflowId", "workflowStep"];
+  const OPTION_KEYS = ["version", "pinnedTime", "seed", "workflowId", "workflowStep", "invocationId", "relaxIsolation"];
 
-  const NO_OPTIONS = Object.freeze({ version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null });
+  const NO_OPTIONS = Object.freeze({
+    version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null, invocationId: null, relaxIsolation: false,
+  });
 
   function parseOptions(text) {
     if (text === null || text === undefined || text === "{}") return NO_OPTIONS;
@@ -388,7 +398,7 @@
     }
     const bad = (k, what) => sqlError(TXF_BAD_OPTIONS, "txfn: option " + k + " must be " + what + ", got " + JSON.stringify(o[k]));
     const isInt = (v, min, max) => typeof v === "number" && Number.isInteger(v) && v >= min && v <= max;
-    const out = { version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null };
+    const out = { version: null, pinnedTime: null, seed: null, workflowId: null, workflowStep: null, invocationId: null, relaxIsolation: false };
     if (o.version !== undefined && o.version !== null) {
       if (!isInt(o.version, 1, 2147483647)) throw bad("version", "a positive integer (a bundle version)");
       out.version = o.version;
@@ -410,6 +420,18 @@
       if (!isInt(o.workflowStep, 0, 2147483647)) throw bad("workflowStep", "a non-negative integer");
       out.workflowStep = o.workflowStep;
     }
+    if (o.invocationId !== undefined && o.invocationId !== null) {
+      const v = o.invocationId;
+      const text = typeof v === "string" ? v : isInt(v, 1, Number.MAX_SAFE_INTEGER) ? String(v) : "";
+      if (!/^[1-9][0-9]{0,18}$/.test(text) || (text.length === 19 && text > "9223372036854775807")) {
+        throw bad("invocationId", "a positive bigint (decimal string or integer)");
+      }
+      out.invocationId = text;
+    }
+    if (o.relaxIsolation !== undefined && o.relaxIsolation !== null) {
+      if (typeof o.relaxIsolation !== "boolean") throw bad("relaxIsolation", "a boolean");
+      out.relaxIsolation = o.relaxIsolation;
+    }
     return out;
   }
 
@@ -417,8 +439,10 @@
 
   const ISOLATION_RANK = { "read uncommitted": 0, "read committed": 0, "repeatable read": 1, serializable: 2 };
 
-  function checkIsolation(name, declared, actual) {
-    if (ISOLATION_RANK[actual] < ISOLATION_RANK[declared]) {
+  /** `relax` (option relaxIsolation, replay): REPEATABLE READ satisfies a SERIALIZABLE declaration. */
+  function checkIsolation(name, declared, actual, relax) {
+    const needed = relax && declared === "serializable" ? "repeatable read" : declared;
+    if (ISOLATION_RANK[actual] < ISOLATION_RANK[needed]) {
       throw sqlError(
         TXF_ISOLATION,
         "txfn: function " + name + " needs isolation " + declared + " but the transaction runs at " + actual,
@@ -463,7 +487,7 @@
       if (target === undefined) {
         throw new Error("ctx.call: " + (typeof fn === "string" ? "no function " + fn : "the function is not exported by bundle") + " in bundle version " + inv.bundle.version);
       }
-      checkIsolation(name, target.options.isolation, inv.isolation);
+      checkIsolation(name, target.options.isolation, inv.isolation, inv.relaxIsolation);
       return target.body(new Context(inv, name), input);
     }
   }
@@ -543,10 +567,8 @@
     const p = preparedPlans();
     const time = options.pinnedTime !== null ? options.pinnedTime : realNow();
     const seed = options.seed !== null ? options.seed : Math.floor(realRandom() * 4294967296);
-    const claimed = p.claim.execute([
-      key, fnName, options.version, inputText, new RealDate(time), seed, DETERMINISM_VERSION,
-      options.workflowId, options.workflowStep,
-    ]);
+    const args = [key, fnName, options.version, inputText, new RealDate(time), seed, DETERMINISM_VERSION, options.workflowId, options.workflowStep];
+    const claimed = options.invocationId === null ? p.claim.execute(args) : p.claimWithId.execute(args.concat([options.invocationId]));
     if (claimed.length === 0) return replay(fnName, inputText, key);
 
     const row = claimed[0];
@@ -560,12 +582,12 @@
         "deployed functions: " + Array.from(bundle.functions.keys()).join(", "),
       );
     }
-    checkIsolation(fnName, fn.options.isolation, row.isolation);
+    checkIsolation(fnName, fn.options.isolation, row.isolation, options.relaxIsolation);
 
     const outer = current;
     const inv = {
       id: row.id, key: key === undefined ? null : key, workflowId: options.workflowId, workflowStep: options.workflowStep,
-      bundle, isolation: row.isolation,
+      bundle, isolation: row.isolation, relaxIsolation: options.relaxIsolation,
     };
     current = inv;
     let outcome;
