@@ -168,11 +168,12 @@ done
 awk -v j="$(median <"$TMP/first_js")" -v p="$(median <"$TMP/first_pl")" 'BEGIN {
   printf "%-26s txv8 %7.2f ms  plpgsql %7.2f ms  ratio %.1f\n", "first call, new connection", j, p, j / p }'
 
-# backend memory growth over 100,000 calls: the backend's RSS, read by the backend itself
+# backend memory growth over 100,000 calls: the backend's private memory (RssAnon, so shared
+# buffers it touches do not count), read by the backend itself
 mem_growth() {  # kB
   "${PSQL[@]}" -At <<EOS
 CREATE FUNCTION pg_temp.rss() RETURNS bigint LANGUAGE sql
-  AS \$\$ SELECT (regexp_match(pg_read_file('/proc/self/status'), 'VmRSS:\\s+(\\d+)'))[1]::bigint \$\$;
+  AS \$\$ SELECT (regexp_match(pg_read_file('/proc/self/status'), 'RssAnon:\\s+(\\d+)'))[1]::bigint \$\$;
 SELECT txv8_bench.$1(g % 1000 + 1) FROM generate_series(1, 2000) g \\g /dev/null
 SELECT pg_temp.rss() AS before \\gset
 SELECT txv8_bench.$1(g % 1000 + 1) FROM generate_series(1, 100000) g \\g /dev/null
@@ -181,7 +182,7 @@ EOS
 }
 gj=$(mem_growth s_js); gp=$(mem_growth s_pl)
 awk -v j="$gj" -v p="$gp" 'BEGIN {
-  printf "%-26s txv8 %+7.1f MB  plpgsql %+7.1f MB  (backend RSS over 100,000 SPI calls, after 2,000 warm-up calls)\n",
+  printf "%-26s txv8 %+7.1f MB  plpgsql %+7.1f MB  (private memory (RssAnon) over 100,000 SPI calls, after 2,000 warm-up calls)\n",
          "backend memory growth", j / 1024, p / 1024 }'
 
 "${PSQL[@]}" -c 'DROP SCHEMA txv8_bench CASCADE' 2>/dev/null || true

@@ -375,11 +375,21 @@ struct txv8_plan
 static std::unordered_set<txv8_plan *> *txv8_plans;
 static std::vector<txv8_plan *> txv8_unreachable;
 
+/*
+ * What a saved plan costs outside the JS heap, told to V8 so that a script preparing
+ * plans without free() gets them collected (and freed) before they pile up.
+ */
+static const int64 txv8_plan_external_bytes = 32 * 1024;
+
 static void
 txv8_plan_destroy(txv8_plan *p)
 {
 	if (p->plan)
+	{
 		SPI_freeplan(p->plan);
+		if (txv8_isolate)
+			txv8_isolate->AdjustAmountOfExternalAllocatedMemory(-txv8_plan_external_bytes);
+	}
 	MemoryContextDelete(p->mcxt);
 	txv8_plans->erase(p);
 	delete p;
@@ -426,6 +436,7 @@ txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
 		std::vector<v8::Local<v8::Value>> typenames;
 
 		/* prepare(sql, ['int', 'text']) or prepare(sql, 'int', 'text') */
+		txv8_spi_release_unreachable();	/* plans collected meanwhile: nothing can be using them */
 		txv8_spi_connect();
 		txv8_spi_collect_args(info, 1, typenames);
 
@@ -494,6 +505,7 @@ txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
 			throw txv8_js_thrown();
 		}
 		obj->SetAlignedPointerInInternalField(0, p);
+		txv8_isolate->AdjustAmountOfExternalAllocatedMemory(txv8_plan_external_bytes);
 		p->self.Reset(txv8_isolate, obj);
 		p->self.SetWeak(p, txv8_plan_weak, v8::WeakCallbackType::kParameter);
 		info.GetReturnValue().Set(obj);
@@ -586,6 +598,7 @@ txv8_plan_free(const v8::FunctionCallbackInfo<v8::Value> &info)
 		{
 			SPI_freeplan(p->plan);
 			p->plan = nullptr;
+			txv8_isolate->AdjustAmountOfExternalAllocatedMemory(-txv8_plan_external_bytes);
 		}
 		p->nargs = -1;
 		info.GetReturnValue().Set(0);
