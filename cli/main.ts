@@ -7,6 +7,7 @@ import { registerServeCommands } from "./commands/serve.ts";
 import { registerTokenCommands } from "./commands/token.ts";
 import { registerProvenanceCommands } from "./commands/provenance.ts";
 import { registerWorkflowCommands } from "./commands/workflow.ts";
+import { registerReplayCommands } from "./commands/replay.ts";
 import { CliError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
 
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerTokenCommands(program);
   registerWorkflowCommands(program);
   registerProvenanceCommands(program);
+  registerReplayCommands(program);
   return program;
 }
 

@@ -1,0 +1,560 @@
+/**
+ * The replay schedule: which recorded transaction starts and commits when, on concurrent
+ * sessions of the scratch database.
+ *
+ * Snapshot order (after R3, PVLDB 16(11): neither commit order nor xid order reproduces what
+ * each transaction saw under snapshot isolation; recorded snapshots do). Every trace
+ * transaction T has its recorded snapshot S(T). The schedule keeps two rules:
+ *   - start T (BEGIN, snapshot taken) only when every schedule transaction visible in S(T) has
+ *     committed;
+ *   - commit U only when every trace transaction whose snapshot does NOT see U has started.
+ * Then each replayed T sees exactly the schedule transactions its recorded snapshot saw. Within
+ * these rules the schedule is eager: a transaction commits as soon as it has run and the second
+ * rule allows it (ready ones in recorded commit order), and every transaction whose first rule
+ * holds starts at once, so independent transactions run concurrently, as they did. When U's
+ * commit is the last thing T waits for, U's COMMIT and T's BEGIN go in one round trip on U's
+ * session. External transactions (outside the trace, seen by it) have no snapshot: they are
+ * applied and committed when the second rule allows, before any trace transaction that saw
+ * them starts.
+ *
+ * A record the rules cannot order (READ COMMITTED, or a replayed transaction waiting for a row
+ * lock of one that may not commit yet) is unblocked by relaxing one rule, with a warning.
+ *
+ * Commit order (`order: "commit"`, a demonstration of why snapshots are needed): transactions
+ * run one at a time in recorded commit order.
+ */
+import { OpenError, Session, isRetryable, type InvocationRun, type Opened } from "./session.ts";
+import { visible } from "./snapshot.ts";
+import type { RecordedInvocation, RowChange, TableInfo, Unit } from "./types.ts";
+
+export interface ScheduleOptions {
+  /** scratch database */
+  url: string;
+  /** trace and external transactions, sorted by xid, `index` = position */
+  units: Unit[];
+  order: "snapshot" | "commit";
+  tables: Map<number, TableInfo>;
+  /** the bundle version to run an invocation at */
+  versionFor: (inv: RecordedInvocation) => number;
+  /** sessions kept at most (more are opened only when the schedule cannot move otherwise). Default 24. */
+  maxConnections?: number;
+  /** retroaction: rerun a transaction that hits a serialization failure or deadlock (with a new snapshot) */
+  retryAlways?: boolean;
+  /** run SERIALIZABLE transactions at REPEATABLE READ (Session.begin): no SSI aborts that depend on replay timing */
+  relaxSerializable?: boolean;
+  /** run each transaction as its recorded role (SET LOCAL ROLE) */
+  setRole?: boolean;
+  /** re-applied changes run with session_replication_role = replica (needs superuser) */
+  replicaRole?: boolean;
+  /** read each transaction's changes when it commits (for onUnit); else they are read once at the end */
+  changesPerUnit?: boolean;
+  /** --until: never start this unit; stop when it could start, rolling back what is open */
+  stopBefore?: number;
+  /** called after each unit commits (or fails); return true to stop the run */
+  onUnit?: (run: UnitRun) => boolean | void;
+  signal?: AbortSignal;
+}
+
+/** What happened to one schedule transaction. */
+export interface UnitRun {
+  unit: Unit;
+  /** per invocation id */
+  invocations: Map<string, InvocationRun>;
+  /** changes the replayed transaction wrote, by seq (null until read) */
+  changes: RowChange[] | null;
+  /** the scratch transaction's xid, when known */
+  scratchXid: number | null;
+  committed: boolean;
+  /** position in the replay's commit sequence */
+  commitOrder: number | null;
+  /** why it did not commit */
+  failure?: string;
+  retries: number;
+}
+
+export interface ScheduleResult {
+  /** by unit index */
+  runs: Map<number, UnitRun>;
+  stopped: boolean;
+  warnings: string[];
+}
+
+const enum St {
+  Pending,
+  Starting,
+  Running,
+  Finished,
+  Committing,
+  Done,
+}
+
+function newRun(u: Unit): UnitRun {
+  return { unit: u, invocations: new Map(), changes: null, scratchXid: null, committed: false, commitOrder: null, retries: 0 };
+}
+
+/** Runs the schedule. @throws only for connection-level failures of the scratch database. */
+export async function runSchedule(o: ScheduleOptions): Promise<ScheduleResult> {
+  return o.order === "commit" ? runCommitOrder(o) : new SnapshotScheduler(o).run();
+}
+
+/** Can the unit's whole body go in the round trip of its BEGIN (one invocation, nothing re-applied)? */
+const oneStatement = (u: Unit) => u.kind === "trace" && u.invocations.length === 1 && !u.changes.some((c) => c.invocationId === null);
+
+/** Commit order: one transaction at a time, in recorded commit order (xid when unknown). */
+async function runCommitOrder(o: ScheduleOptions): Promise<ScheduleResult> {
+  const s = new Session(o.url);
+  await s.connect();
+  const runs = new Map<number, UnitRun>();
+  const order = [...o.units].sort((a, b) => (a.commitUs ?? a.xid) - (b.commitUs ?? b.xid) || a.xid - b.xid);
+  let stopped = false;
+  let committed = 0;
+  try {
+    for (const u of order) {
+      if (o.signal?.aborted) {
+        stopped = true;
+        break;
+      }
+      const run = newRun(u);
+      runs.set(u.index, run);
+      try {
+        run.scratchXid = (await s.open({ isolation: u.kind === "trace" ? u.isolation : "read committed", role: o.setRole ? u.role : null, relax: o.relaxSerializable ?? false })).xid;
+        await runBody(s, u, run, o);
+        run.changes = await s.commit(o.changesPerUnit ? run.scratchXid : null);
+        run.committed = true;
+        run.commitOrder = committed++;
+      } catch (err) {
+        await s.rollback().catch(() => {});
+        run.failure = (err as Error).message;
+      }
+      if (o.onUnit?.(run) === true) {
+        stopped = true;
+        break;
+      }
+    }
+  } finally {
+    await s.close();
+  }
+  return { runs, stopped, warnings: [] };
+}
+
+/** The invocations of a trace unit (then its writes outside txfn), or the changes of an external one. */
+async function runBody(s: Session, u: Unit, run: UnitRun, o: ScheduleOptions): Promise<void> {
+  if (u.kind === "external") {
+    await s.redo(u.changes, o.tables, o.replicaRole ?? false);
+    return;
+  }
+  for (const inv of u.invocations) run.invocations.set(inv.id, await s.invoke(inv, o.versionFor(inv), o.relaxSerializable));
+  const outside = u.changes.filter((ch) => ch.invocationId === null);
+  if (outside.length) await s.redo(outside, o.tables, o.replicaRole ?? false);
+}
+
+class SnapshotScheduler {
+  private readonly units: Unit[];
+  private readonly state: St[];
+  private readonly runs = new Map<number, UnitRun>();
+  private readonly warnings: string[] = [];
+  private readonly indexOfXid = new Map<number, number>();
+  /** trace units by xmax, and the first of them not yet started */
+  private readonly byXmax: number[];
+  private xmaxPtr = 0;
+  /** trace units by xmin, and the first of them not yet started */
+  private readonly byXmin: number[];
+  private xminPtr = 0;
+  /** external units by xid, and the first of them not yet done */
+  private readonly externals: number[];
+  private extPtr = 0;
+  /** first unit (xid order) not yet done */
+  private low = 0;
+  /** per unit: trace units not yet started whose snapshot lists it as in progress */
+  private readonly xipers: number[];
+  /** finished trace units waiting to commit */
+  private readonly finished = new Set<number>();
+  private readonly idle: Session[] = [];
+  private readonly sessions = new Map<number, Session>();
+  private monitor: Session | null = null;
+  private opened = 0;
+  private cap: number;
+  private inFlight = 0;
+  private done = 0;
+  private commits = 0;
+  private stopping = false;
+  private stopped = false;
+  private progressAt = Date.now();
+  private settle!: () => void;
+  private fail!: (err: unknown) => void;
+
+  constructor(private readonly o: ScheduleOptions) {
+    this.units = o.units;
+    this.cap = o.maxConnections ?? 24;
+    this.state = this.units.map((u) => (u.kind === "external" ? St.Finished : St.Pending));
+    this.units.forEach((u, i) => {
+      this.indexOfXid.set(u.xid, i);
+      this.runs.set(i, newRun(u));
+    });
+    const trace = this.units.filter((u) => u.kind === "trace").map((u) => u.index);
+    this.externals = this.units.filter((u) => u.kind === "external").map((u) => u.index);
+    this.byXmax = [...trace].sort((a, b) => this.snap(a).xmax - this.snap(b).xmax);
+    this.byXmin = [...trace].sort((a, b) => this.snap(a).xmin - this.snap(b).xmin || a - b);
+    this.xipers = this.units.map(() => 0);
+    for (const t of trace) {
+      for (const x of this.snap(t).xip) {
+        const i = this.indexOfXid.get(x);
+        if (i !== undefined && i !== t) this.xipers[i]!++;
+      }
+    }
+  }
+
+  private snap(i: number) {
+    return this.units[i]!.snapshot!;
+  }
+
+  run(): Promise<ScheduleResult> {
+    return new Promise<ScheduleResult>((resolve, reject) => {
+      const watchdog = setInterval(() => void this.unstick().catch(() => {}), 1000);
+      let over = false;
+      const end = async () => {
+        clearInterval(watchdog);
+        const all = new Set([...this.idle, ...this.sessions.values(), ...(this.monitor ? [this.monitor] : [])]);
+        await Promise.all([...all].map((s) => s.close()));
+      };
+      this.settle = () => {
+        if (over) return;
+        over = true;
+        void end().then(() => resolve({ runs: this.runs, stopped: this.stopped, warnings: this.warnings }), reject);
+      };
+      this.fail = (err) => {
+        if (over) return;
+        over = true;
+        void end().finally(() => reject(err));
+      };
+      this.pump();
+    });
+  }
+
+  /** A session now (idle, or a new one under the cap), or null. Connecting happens in the task that uses it. */
+  private takeSession(): Session | null {
+    const s = this.idle.pop();
+    if (s) return s;
+    if (this.opened >= this.cap) return null;
+    this.opened++;
+    return new Session(this.o.url);
+  }
+
+  /** Can unit i start once `assumeDone` (if any) has committed? Every other unfinished unit below its xmax must be in progress in its snapshot. */
+  private canStart(i: number, assumeDone = -1): boolean {
+    const s = this.snap(i);
+    for (let j = this.low; j < this.units.length && this.units[j]!.xid < s.xmax; j++) {
+      if (j !== i && j !== assumeDone && this.state[j] !== St.Done && !s.xip.has(this.units[j]!.xid)) return false;
+    }
+    return true;
+  }
+
+  /** The smallest xmax of a trace transaction not started yet. */
+  private minXmax(): number {
+    while (this.xmaxPtr < this.byXmax.length && this.state[this.byXmax[this.xmaxPtr]!]! >= St.Running) this.xmaxPtr++;
+    return this.xmaxPtr < this.byXmax.length ? this.snap(this.byXmax[this.xmaxPtr]!).xmax : Infinity;
+  }
+
+  /** Can finished unit i commit? Every trace transaction that must not see it has started. */
+  private canCommit(i: number, minXmax: number): boolean {
+    if (this.units[i]!.xid >= minXmax || this.xipers[i] !== 0) return false;
+    // --until: only what the stop invocation sees may commit.
+    return this.o.stopBefore === undefined || visible(this.units[i]!.xid, this.snap(this.o.stopBefore));
+  }
+
+  private pump(): void {
+    if (this.o.signal?.aborted && !this.stopping) this.stopping = this.stopped = true;
+    for (;;) {
+      let moved = false;
+      const minXmax = this.minXmax();
+      const ready = [...this.finished].filter((i) => this.canCommit(i, minXmax));
+      while (this.extPtr < this.externals.length && this.state[this.externals[this.extPtr]!] === St.Done) this.extPtr++;
+      for (let k = this.extPtr; k < this.externals.length; k++) {
+        const i = this.externals[k]!;
+        if (this.units[i]!.xid >= minXmax) break;
+        if (this.state[i] === St.Finished && this.canCommit(i, minXmax)) ready.push(i);
+      }
+      ready.sort((a, b) => (this.units[a]!.commitUs ?? this.units[a]!.xid) - (this.units[b]!.commitUs ?? this.units[b]!.xid));
+      for (const i of ready) {
+        if (this.units[i]!.kind === "external") {
+          const s = this.takeSession();
+          if (!s) continue;
+          this.sessions.set(i, s);
+        }
+        this.finished.delete(i);
+        this.state[i] = St.Committing;
+        const next = this.stopping || this.runs.get(i)!.failure || this.o.changesPerUnit ? undefined : this.successor(i);
+        if (next !== undefined) this.state[next] = St.Starting;
+        this.spawn(() => this.commit(i, next));
+        moved = true;
+      }
+      if (!this.stopping) moved = this.startReady() || moved;
+      if (!moved) break;
+    }
+    if (this.inFlight === 0) this.onIdle();
+  }
+
+  /** A pending trace unit that sees unit i and waits for nothing else: it can BEGIN right after i's COMMIT, on i's session. */
+  private successor(i: number): number | undefined {
+    if (this.units[i]!.kind !== "trace") return undefined;
+    let j = this.low;
+    while (j < this.units.length && (j === i || this.state[j] === St.Done)) j++;
+    const lowest = j < this.units.length ? this.units[j]!.xid : Infinity; // the lowest unfinished xid once i commits
+    for (let k = this.xminPtr, seen = 0; k < this.byXmin.length && seen < 64; k++, seen++) {
+      const t = this.byXmin[k]!;
+      if (this.snap(t).xmin > lowest) break;
+      if (this.state[t] !== St.Pending || t === this.o.stopBefore) continue;
+      if (visible(this.units[i]!.xid, this.snap(t)) && this.canStart(t, i)) return t;
+    }
+    return undefined;
+  }
+
+  /** Starts every trace unit whose visible set has committed (candidates: xmin at or below the lowest unfinished xid). */
+  private startReady(): boolean {
+    while (this.low < this.units.length && this.state[this.low] === St.Done) this.low++;
+    while (this.xminPtr < this.byXmin.length && this.state[this.byXmin[this.xminPtr]!] !== St.Pending) this.xminPtr++;
+    const lowest = this.low < this.units.length ? this.units[this.low]!.xid : Infinity;
+    let moved = false;
+    for (let k = this.xminPtr; k < this.byXmin.length; k++) {
+      const i = this.byXmin[k]!;
+      if (this.snap(i).xmin > lowest) break;
+      if (this.state[i] !== St.Pending || !this.canStart(i)) continue;
+      if (i === this.o.stopBefore) {
+        this.stopping = true;
+        return moved;
+      }
+      const s = this.takeSession();
+      if (!s) return moved;
+      this.sessions.set(i, s);
+      this.state[i] = St.Starting;
+      this.spawn(() => this.start(i));
+      moved = true;
+    }
+    return moved;
+  }
+
+  private spawn(work: () => Promise<void>): void {
+    this.inFlight++;
+    work().then(
+      () => {
+        this.inFlight--;
+        this.progressAt = Date.now();
+        this.pump();
+      },
+      (err) => this.fail(err),
+    );
+  }
+
+  /** Does a finished transaction wait for unit i's snapshot (i's snapshot must not see it)? */
+  private awaited(i: number): boolean {
+    const s = this.snap(i);
+    for (const j of this.finished) if (this.units[j]!.xid >= s.xmax || s.xip.has(this.units[j]!.xid)) return true;
+    return false;
+  }
+
+  /**
+   * BEGIN unit i — after the COMMIT of `prev` in the same round trip when given (on prev's
+   * session) — then its body. A one-invocation body goes in that round trip too, unless a
+   * finished transaction waits for i's snapshot (it would wait for the whole invocation).
+   */
+  private async start(i: number, prev?: number): Promise<void> {
+    const u = this.units[i]!;
+    const s = this.sessions.get(i)!;
+    if (s.pid === 0) await s.connect();
+    const run = this.runs.get(i)!;
+    const inv = oneStatement(u) && !this.awaited(i) ? u.invocations[0]! : undefined;
+    let opened: Opened;
+    try {
+      opened = await s.open({
+        isolation: u.isolation,
+        role: this.o.setRole ? u.role : null,
+        relax: this.o.relaxSerializable ?? false,
+        ...(prev !== undefined ? { commitFirst: true, previousXid: this.runs.get(prev)!.scratchXid } : {}),
+        ...(inv ? { invoke: { inv, version: this.o.versionFor(inv) } } : {}),
+      });
+    } catch (e) {
+      let err = e;
+      if (e instanceof OpenError) {
+        err = e.error;
+        if (!e.committed) {
+          // prev's COMMIT failed: i waits again, prev is done without committing.
+          this.state[i] = St.Pending;
+          this.sessions.delete(i);
+          this.runs.get(prev!)!.failure = `COMMIT failed: ${e.message}`;
+          this.finish(prev!, s, false);
+          return;
+        }
+        this.finish(prev!, null, true);
+      }
+      if (!isRetryable(err)) throw err;
+      await s.rollback().catch(() => {});
+      this.began(i);
+      return this.retry(i, run, err as Error);
+    }
+    if (prev !== undefined) this.finish(prev, null, true);
+    run.scratchXid = opened.xid;
+    this.began(i);
+    if (inv) {
+      run.invocations.set(inv.id, opened.run!);
+    } else {
+      try {
+        await runBody(s, u, run, this.o);
+      } catch (err) {
+        if (!isRetryable(err)) throw err;
+        await s.rollback();
+        return this.retry(i, run, err as Error);
+      }
+    }
+    this.state[i] = St.Finished;
+    this.finished.add(i);
+  }
+
+  /** Unit i's snapshot is taken: commits that waited for it may go. */
+  private began(i: number): void {
+    if (this.state[i] !== St.Starting) return;
+    this.state[i] = St.Running;
+    for (const x of this.snap(i).xip) {
+      const j = this.indexOfXid.get(x);
+      if (j !== undefined && j !== i) this.xipers[j]!--;
+    }
+    this.pump();
+  }
+
+  /** A serialization failure or deadlock: run again when that keeps the snapshot's view (or always, in retroaction). */
+  private async retry(i: number, run: UnitRun, err: Error): Promise<void> {
+    const s = this.snap(i);
+    const code = (err as { code?: string }).code;
+    const unseen = this.units.some((u, j) => j !== i && this.runs.get(j)!.committed && !visible(u.xid, s));
+    if ((this.o.retryAlways || !unseen) && run.retries < 10) {
+      run.retries++;
+      run.invocations.clear();
+      if (unseen) this.warnings.push(`transaction ${this.units[i]!.xid} hit ${code} and ran again with a newer snapshot`);
+      return this.start(i);
+    }
+    run.failure = `${err.message} (SQLSTATE ${code}); running it again would see transactions its recorded snapshot did not`;
+    this.state[i] = St.Finished;
+    this.finished.add(i);
+  }
+
+  /** Unit i is over (committed or not); its session goes back to the idle ones unless handed on (null). */
+  private finish(i: number, s: Session | null, committed: boolean): void {
+    const run = this.runs.get(i)!;
+    if (committed) {
+      run.committed = true;
+      run.commitOrder = this.commits++;
+    }
+    if (this.sessions.get(i) === s || s === null) this.sessions.delete(i);
+    if (s) this.idle.push(s);
+    this.state[i] = St.Done;
+    this.done++;
+    if (this.o.onUnit?.(run) === true) this.stopping = this.stopped = true;
+  }
+
+  /** COMMIT unit i (an external one is applied first); `next` begins in the same round trip, on i's session. */
+  private async commit(i: number, next?: number): Promise<void> {
+    const run = this.runs.get(i)!;
+    const u = this.units[i]!;
+    const s = this.sessions.get(i)!;
+    if (u.kind === "external") {
+      if (s.pid === 0) await s.connect();
+      run.scratchXid = (await s.open({ isolation: "read committed", role: null, relax: false })).xid;
+      await runBody(s, u, run, this.o);
+    }
+    if (run.failure) {
+      await s.rollback().catch(() => {});
+      return this.finish(i, s, false);
+    }
+    if (next !== undefined) {
+      this.sessions.set(next, s);
+      return this.start(next, i);
+    }
+    try {
+      run.changes = await s.commit(this.o.changesPerUnit ? run.scratchXid : null);
+    } catch (err) {
+      if (!isRetryable(err) || u.kind === "external") throw err;
+      this.state[i] = St.Running;
+      await this.retry(i, run, err as Error);
+      if ((this.state[i] as St) !== St.Finished) return;
+      this.finished.delete(i);
+      this.state[i] = St.Committing;
+      return this.commit(i);
+    }
+    this.finish(i, s, true);
+  }
+
+  /** Nothing in flight: finished, stopped, or stuck on sessions or on an inconsistent record. */
+  private onIdle(): void {
+    if (this.done === this.units.length) return this.settle();
+    if (this.stopping) {
+      void this.rollbackOpen().then(() => this.settle(), (e) => this.fail(e));
+      return;
+    }
+    // Every session holds a finished transaction that waits for a start that needs a session: open one more.
+    const startable = this.units.some((u, i) => u.kind === "trace" && this.state[i] === St.Pending && this.canStart(i));
+    if (startable && this.idle.length === 0 && this.opened >= this.cap && this.cap < 2 * (this.o.maxConnections ?? 24) + 8) {
+      this.cap++;
+      this.pump();
+      return;
+    }
+    this.relax();
+  }
+
+  /** Breaks a cycle the record should not allow (READ COMMITTED, clock skew): commit the oldest finished one, or start the next. */
+  private relax(): void {
+    const finished = [...this.finished].sort((a, b) => a - b)[0];
+    if (finished !== undefined) {
+      this.warnings.push(`ordering relaxed: transaction ${this.units[finished]!.xid} committed before every transaction that must not see it had started`);
+      this.finished.delete(finished);
+      this.state[finished] = St.Committing;
+      this.spawn(() => this.commit(finished));
+      return;
+    }
+    const next = this.units.findIndex((u, i) => this.state[i] !== St.Done && i !== this.o.stopBefore && (u.kind === "trace" ? this.state[i] === St.Pending : true));
+    const s = next < 0 ? null : (this.takeSession() ?? (this.cap++, this.takeSession()));
+    if (next < 0 || !s) {
+      this.stopping = true;
+      return this.onIdle();
+    }
+    this.sessions.set(next, s);
+    const u = this.units[next]!;
+    this.warnings.push(`ordering relaxed: transaction ${u.xid} ${u.kind === "trace" ? "started" : "committed"} before the record allows`);
+    this.state[next] = u.kind === "trace" ? St.Starting : St.Committing;
+    this.spawn(() => (u.kind === "trace" ? this.start(next) : this.commit(next)));
+  }
+
+  /** Lock waits on a finished transaction that may not commit yet: after a second without progress, commit the blocker. */
+  private async unstick(): Promise<void> {
+    if (Date.now() - this.progressAt < 1000 || this.stopping) return;
+    const waiting = [...this.sessions.entries()].filter(([i]) => this.state[i] === St.Running);
+    if (waiting.length === 0 || this.finished.size === 0) return;
+    const holders = new Map<number, number>();
+    for (const i of this.finished) {
+      const s = this.sessions.get(i);
+      if (s) holders.set(s.pid, i);
+    }
+    if (!this.monitor) {
+      this.monitor = new Session(this.o.url);
+      await this.monitor.connect();
+    }
+    for (const [, s] of waiting) {
+      const r = await this.monitor.client.query<{ b: number[] }>("SELECT pg_blocking_pids($1) AS b", [s.pid]);
+      for (const pid of r.rows[0]!.b) {
+        const i = holders.get(pid);
+        if (i === undefined || !this.finished.has(i) || this.stopping) continue;
+        this.warnings.push(`ordering relaxed: transaction ${this.units[i]!.xid} committed early because a replayed transaction waited for its lock`);
+        this.finished.delete(i);
+        this.state[i] = St.Committing;
+        this.spawn(() => this.commit(i));
+        return;
+      }
+    }
+  }
+
+  private async rollbackOpen(): Promise<void> {
+    for (const [i, s] of this.sessions) {
+      if (s.pid !== 0) await s.rollback().catch(() => {});
+      const run = this.runs.get(i)!;
+      if (!run.committed) run.failure ??= "rolled back: the run stopped before it could commit";
+    }
+  }
+}

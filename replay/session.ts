@@ -1,0 +1,248 @@
+/**
+ * One replayed transaction on one connection of the scratch database: BEGIN at the recorded
+ * isolation (taking the snapshot at once), the recorded invocations through `txfn.invoke` with
+ * their pinned time, seed, bundle version, key and id, recorded changes re-applied where the
+ * trace did not run code, and COMMIT followed by a read of the changes the transaction wrote.
+ */
+import pg from "pg";
+import { xid8 } from "./snapshot.ts";
+import type { RecordedInvocation, RowChange, TableInfo } from "./types.ts";
+
+/** The envelope `txfn.invoke` returns (runtime-sql/README.md). */
+export interface Envelope {
+  output?: unknown;
+  error?: Record<string, unknown>;
+  invocationId: string;
+  version: number;
+  replayed: boolean;
+}
+
+/** What one invocation did on replay: its envelope, or the SQL error that kept it from running. */
+export interface InvocationRun {
+  envelope?: Envelope;
+  sqlError?: { code: string | undefined; message: string };
+}
+
+const ISOLATION_SQL: Record<string, string> = {
+  serializable: "SERIALIZABLE",
+  "repeatable read": "REPEATABLE READ",
+  "read committed": "READ COMMITTED",
+  "read uncommitted": "READ COMMITTED",
+};
+
+/** SQLSTATEs after which the same transaction may be run again (never recorded by the runtime). */
+export function isRetryable(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === "40001" || code === "40P01";
+}
+
+const CHANGE_SQL =
+  "SELECT p.xid::text AS xid, p.seq, CASE WHEN i.id IS NOT NULL THEN i.id::text END AS invocation_id, p.table_id, p.op, " +
+  "p.key::text AS key, p.old_key::text AS old_key, p.old_row::text AS old_row, p.new_row::text AS new_row " +
+  "FROM txfn.provenance p LEFT JOIN txfn.invocations i ON i.id = p.invocation_id AND i.xid = p.xid";
+
+/** A provenance row read with CHANGE_SQL. */
+export function toRowChange(r: Record<string, unknown>): RowChange {
+  return {
+    xid: xid8(r.xid as string), seq: r.seq as number, invocationId: r.invocation_id as string | null, tableId: r.table_id as number,
+    op: r.op as RowChange["op"], key: r.key as string, oldKey: r.old_key as string | null, oldRow: r.old_row as string | null,
+    newRow: r.new_row as string | null,
+  };
+}
+
+/** Every change in the scratch database, in the order given by `commitOrder` (xid → position; others first), then seq. */
+export async function readAllChanges(c: pg.ClientBase, commitOrder: Map<number, number>): Promise<RowChange[]> {
+  const r = await c.query(`${CHANGE_SQL} ORDER BY p.xid, p.seq`);
+  const rows = r.rows.map(toRowChange);
+  return rows.sort((a, b) => (commitOrder.get(a.xid) ?? -1) - (commitOrder.get(b.xid) ?? -1) || a.xid - b.xid || a.seq - b.seq);
+}
+
+/** What Session.open does in its one round trip. */
+export interface OpenOptions {
+  isolation: string;
+  role: string | null;
+  relax: boolean;
+  /** COMMIT the session's open transaction first (the new one then sees it) */
+  commitFirst?: boolean;
+  /** xid of that transaction, to tell whether its COMMIT went through when the round trip fails */
+  previousXid?: number | null;
+  /** run this invocation in the same round trip */
+  invoke?: { inv: RecordedInvocation; version: number };
+}
+
+export interface Opened {
+  xid: number | null;
+  run?: InvocationRun;
+}
+
+/** Session.open failed after a COMMIT it carried: `committed` tells whether that COMMIT went through. */
+export class OpenError extends Error {
+  constructor(
+    readonly error: unknown,
+    readonly committed: boolean,
+  ) {
+    super((error as Error).message);
+  }
+}
+
+/** A connection of the scratch database, with what redo needs cached. */
+export class Session {
+  readonly client: pg.Client;
+  pid = 0;
+  user = "";
+  private columns = new Map<number, { insert: string[]; update: string[] }>();
+
+  constructor(url: string) {
+    this.client = new pg.Client({ connectionString: url, application_name: "txfn-replay" });
+  }
+
+  async connect(): Promise<void> {
+    await this.client.connect();
+    // The scratch database is thrown away: its commits need not wait for the disk (visibility is the same).
+    const r = await this.client.query<{ p: number; u: string }>(
+      "SET synchronous_commit = off; SELECT pg_backend_pid() AS p, current_user AS u",
+    ) as unknown as pg.QueryResult<{ p: number; u: string }>[];
+    this.pid = r[1]!.rows[0]!.p;
+    this.user = r[1]!.rows[0]!.u;
+  }
+
+  async close(): Promise<void> {
+    await this.client.end().catch(() => {});
+  }
+
+  /**
+   * One round trip: [COMMIT the open transaction;] BEGIN at `isolation` (as `role` when it is
+   * not the session's user), taking the snapshot at once, [and run `invoke` — its statement
+   * takes the snapshot]. `relax`: SERIALIZABLE runs as REPEATABLE READ — the same snapshot,
+   * without SSI aborts that depend on the replay's timing (the recorded history is known to be
+   * serializable); invocations then pass relaxIsolation.
+   * @returns the new transaction's xid (null when the invocation failed with an SQL error, returned in `run`).
+   * @throws OpenError when it failed after `commitFirst` (saying whether the COMMIT went through),
+   *   else a retryable error of the invocation (the transaction is then aborted: roll it back).
+   */
+  async open(o: OpenOptions): Promise<Opened> {
+    const q = this.client;
+    const level = o.relax && o.isolation === "serializable" ? "REPEATABLE READ" : (ISOLATION_SQL[o.isolation] ?? "SERIALIZABLE");
+    const setRole = o.role && o.role !== this.user ? `SET LOCAL ROLE ${q.escapeIdentifier(o.role)}; ` : "";
+    const lit = (v: string | null) => (v === null ? "NULL" : q.escapeLiteral(v));
+    const call = o.invoke
+      ? `txfn.invoke(${lit(o.invoke.inv.function)}, ${lit(o.invoke.inv.input)}::jsonb, ${lit(o.invoke.inv.key)}, ` +
+        `${lit(JSON.stringify(this.options(o.invoke.inv, o.invoke.version, o.relax)))}::jsonb)::text AS e, `
+      : "";
+    const text = `${o.commitFirst ? "COMMIT; " : ""}BEGIN ISOLATION LEVEL ${level}; ${setRole}SELECT ${call}pg_current_xact_id()::text AS x`;
+    try {
+      const row = Session.lastRow(await q.query(text))!;
+      const xid = xid8(row.x as string);
+      return o.invoke ? { xid, run: { envelope: JSON.parse(row.e as string) as Envelope } } : { xid };
+    } catch (err) {
+      if (o.commitFirst) {
+        await q.query("ROLLBACK").catch(() => {});
+        const st = o.previousXid == null ? "committed" : (await q.query<{ s: string | null }>("SELECT pg_xact_status($1::xid8) AS s", [String(o.previousXid)])).rows[0]!.s;
+        if (st !== "committed") throw new OpenError(err, false);
+        if (isRetryable(err) || !o.invoke) throw new OpenError(err, true);
+      } else if (isRetryable(err) || !o.invoke) {
+        throw err;
+      }
+      const e = err as { code?: string; message: string };
+      return { xid: null, run: { sqlError: { code: e.code, message: e.message } } };
+    }
+  }
+
+  private static lastRow(res: unknown): Record<string, unknown> | undefined {
+    const list = Array.isArray(res) ? (res as pg.QueryResult[]) : [res as pg.QueryResult];
+    return list[list.length - 1]!.rows[0];
+  }
+
+  private options(inv: RecordedInvocation, version: number, relax: boolean): Record<string, unknown> {
+    const options: Record<string, unknown> = { version, pinnedTime: inv.pinnedMs, seed: inv.seed, invocationId: inv.id };
+    if (relax) options.relaxIsolation = true;
+    if (inv.workflowId !== null) options.workflowId = inv.workflowId;
+    if (inv.workflowStep !== null) options.workflowStep = inv.workflowStep;
+    return options;
+  }
+
+  /** Runs one recorded invocation at bundle `version`; an SQL error is returned, not thrown, unless retryable. */
+  async invoke(inv: RecordedInvocation, version: number, relax = false): Promise<InvocationRun> {
+    try {
+      const r = await this.client.query<{ e: string }>({
+        name: "txfn_replay_invoke",
+        text: "SELECT txfn.invoke($1, $2::jsonb, $3, $4::jsonb)::text AS e",
+        values: [inv.function, inv.input, inv.key, JSON.stringify(this.options(inv, version, relax))],
+      });
+      return { envelope: JSON.parse(r.rows[0]!.e) as Envelope };
+    } catch (err) {
+      if (isRetryable(err)) throw err;
+      const e = err as { code?: string; message: string };
+      return { sqlError: { code: e.code, message: e.message } };
+    }
+  }
+
+  /** Re-applies recorded changes (plain SQL of the trace, transactions outside it), with user triggers and FK checks off when allowed. */
+  async redo(changes: RowChange[], tables: Map<number, TableInfo>, replicaRole: boolean): Promise<void> {
+    if (changes.length === 0) return;
+    if (replicaRole) await this.client.query("SET LOCAL session_replication_role = replica");
+    for (const ch of changes) {
+      const t = tables.get(ch.tableId);
+      if (!t?.exists) continue;
+      await this.redoOne(ch, t);
+    }
+    if (replicaRole) await this.client.query("SET LOCAL session_replication_role = origin");
+  }
+
+  private async cols(t: TableInfo, name: string): Promise<{ insert: string[]; update: string[] }> {
+    let c = this.columns.get(t.id);
+    if (!c) {
+      const r = await this.client.query<{ a: string; identity: string }>(
+        "SELECT quote_ident(attname) AS a, attidentity AS identity FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 " +
+          "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
+        [name],
+      );
+      c = { insert: r.rows.map((x) => x.a), update: r.rows.filter((x) => x.identity !== "a").map((x) => x.a) };
+      this.columns.set(t.id, c);
+    }
+    return c;
+  }
+
+  private async redoOne(ch: RowChange, t: TableInfo): Promise<void> {
+    const q = this.client;
+    const name = `${q.escapeIdentifier(t.schema)}.${q.escapeIdentifier(t.name)}`;
+    const cols = await this.cols(t, name);
+    const match = (alias: string) =>
+      t.keyColumns.length
+        ? t.keyColumns.map((k) => `t.${q.escapeIdentifier(k)} = ${alias}.${q.escapeIdentifier(k)}`).join(" AND ")
+        : `t.ctid = (SELECT ctid FROM ${name} z WHERE to_jsonb(z) = $2::jsonb LIMIT 1)`;
+    if (ch.op === "I") {
+      await q.query(
+        `INSERT INTO ${name} (${cols.insert.join(", ")}) OVERRIDING SYSTEM VALUE SELECT ${cols.insert.map((x) => `r.${x}`).join(", ")} ` +
+          `FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r`,
+        [ch.newRow],
+      );
+    } else if (ch.op === "U") {
+      const set = cols.update.length === 1
+        ? `${cols.update[0]} = (SELECT r.${cols.update[0]} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`
+        : `(${cols.update.join(", ")}) = (SELECT ${cols.update.map((x) => `r.${x}`).join(", ")} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`;
+      const where = t.keyColumns.length ? `FROM jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
+      await q.query(`UPDATE ${name} t SET ${set} ${where}`, [ch.newRow, ch.oldKey ?? (t.keyColumns.length ? ch.key : ch.oldRow)]);
+    } else {
+      const where = t.keyColumns.length ? `USING jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
+      await q.query(`DELETE FROM ${name} t ${where.replace("$2", "$1")}`, [ch.key]);
+    }
+  }
+
+  /**
+   * COMMIT; with `xid`, then (outside the transaction, so no SSI read locks) the changes it wrote.
+   * @throws the COMMIT's error.
+   */
+  async commit(xid: number | null): Promise<RowChange[] | null> {
+    if (xid === null) {
+      await this.client.query("COMMIT");
+      return null;
+    }
+    const res = (await this.client.query(`COMMIT; ${CHANGE_SQL} WHERE p.xid = '${xid}'::xid8 ORDER BY p.seq`)) as unknown as pg.QueryResult[];
+    return res[res.length - 1]!.rows.map(toRowChange);
+  }
+
+  async rollback(): Promise<void> {
+    await this.client.query("ROLLBACK");
+  }
+}
