@@ -102,8 +102,11 @@ export const markPaid = transaction(
 export const markReadyToFulfil = transaction(
   { isolation: "serializable" },
   (ctx, input: { orderId: string }): { orderId: string; status: "ready" } => {
-    const n = ctx.execute("UPDATE shop.orders SET status = 'ready', ready_at = now() WHERE order_id = $1 AND status = 'paid'", [
+    // new Date() is pinned (the same on replay); SQL now() is not: a replay would write another ready_at.
+    const readyAt = new Date();
+    const n = ctx.execute("UPDATE shop.orders SET status = 'ready', ready_at = $2 WHERE order_id = $1 AND status = 'paid'", [
       input.orderId,
+      readyAt,
     ]);
     if (n !== 1) {
       const [row] = ctx.query<{ status: string }>("SELECT status FROM shop.orders WHERE order_id = $1", [input.orderId]);
