@@ -64,9 +64,12 @@ export function registerDbCommands(program: Command): void {
   db.command("psql")
     .description("open psql on the cluster's txfn database (starts the cluster when needed); extra arguments go to psql")
     .allowUnknownOption()
+    .option("--database <name>", "another database of the cluster (e.g. demo, the one npm run demo makes)", "txfn")
     .argument("[args...]", "arguments passed to psql")
-    .action(async (args: string[], _opts, cmd: Command) => {
-      const url = await cluster(cmd).start();
+    .action(async (args: string[], opts: { database: string }, cmd: Command) => {
+      const c = cluster(cmd);
+      await c.start();
+      const url = c.url(opts.database);
       const psql = [`${pgBinDir()}/psql`, "/usr/bin/psql"].find((p) => spawnSync(p, ["--version"]).status === 0);
       if (!psql) throw new CliError("psql not found", "apt-get install postgresql-client-15");
       const res = spawnSync(psql, [url, ...args], { stdio: "inherit" });
