@@ -26,15 +26,15 @@ $fn$;
 CREATE OR REPLACE FUNCTION txfn._provenance_capture() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
-  cur text := current_setting('txfn.provenance_seq', true);
-  s integer := CASE WHEN cur IS NULL OR cur = '' THEN 1 ELSE cur::integer + 1 END;
+  -- the next number of the transaction's sequence (see txfn._provenance_next_seq), one expression
+  s integer := set_config('txfn.provenance_seq',
+                          (coalesce(nullif(current_setting('txfn.provenance_seq', true), ''), '0')::integer + 1)::text, true)::integer;
   o jsonb;
   n jsonb;
   k jsonb;
   ok jsonb;
   i integer;
 BEGIN
-  cur := set_config('txfn.provenance_seq', s::text, true);
   IF TG_OP = 'UPDATE' THEN
     o := to_jsonb(OLD);
     n := to_jsonb(NEW);
