@@ -149,6 +149,10 @@ describe("capture and attribution", () => {
     expect(await db.query("SELECT v FROM prov.items WHERE id = 'a'")).toEqual([{ v: 5 }]);
   });
 
+  // Needs the runtime to reset txfn.invocation_id when a top-level invocation returns (provenance/README.md
+  // "Needs from the runtime"): today a plain write later in the same transaction carries the invocation's id.
+  it.todo("a plain write after an invocation, in the same transaction, is not attributed to the invocation");
+
   it("a session that sets txfn.invocation_id itself is still reported outside functions", async () => {
     await withSql(async (c) => {
       await c.query("BEGIN");
