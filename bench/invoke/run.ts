@@ -22,12 +22,13 @@
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
  */
 import { randomUUID } from "node:crypto";
-import { mkdirSync, readFileSync, writeFileSync } from "node:fs";
+import { mkdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
 import { build } from "../../bundler/index.ts";
 import { deploy } from "../../client/index.ts";
 import { databaseUrl } from "../../db/connection.ts";
+import { backendCpuUs, median } from "../lib/measure.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -140,22 +141,6 @@ interface Round {
   clientUsPerCall: number;
 }
 
-const CLK_TCK = 100; // Linux USER_HZ: /proc/<pid>/stat counts CPU time in 1/100 s
-
-/** utime + stime of the backends, in µs; null when /proc does not show them (a remote server). */
-function backendCpuUs(pids: number[]): number | null {
-  let ticks = 0;
-  for (const pid of pids) {
-    try {
-      const fields = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
-      ticks += Number(fields[11]) + Number(fields[12]); // utime, stime (fields 14 and 15 of stat)
-    } catch {
-      return null;
-    }
-  }
-  return (ticks * 1e6) / CLK_TCK;
-}
-
 async function round(pool: pg.Pool, variant: Variant, concurrency: number): Promise<Round> {
   const conns = await Promise.all(Array.from({ length: concurrency }, () => pool.connect()));
   try {
@@ -195,11 +180,6 @@ async function round(pool: pg.Pool, variant: Variant, concurrency: number): Prom
   } finally {
     for (const c of conns) c.release();
   }
-}
-
-function median(xs: number[]): number {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
 }
 
 async function main(): Promise<void> {
