@@ -173,10 +173,14 @@
       ),
       // By ctid (a TID scan): an index scan on the id would take an SSI page lock on the PK's
       // rightmost leaf, where every concurrent claim inserts, and abort them under SERIALIZABLE.
+      // It also hands the transaction-local settings back to the caller: the outer invocation's
+      // values, or '' after a top-level one, so a plain write later in the same transaction is
+      // not attributed to this invocation by provenance.
       finish: plv8.prepare(
         "UPDATE txfn.invocations SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
-          " WHERE ctid = $1::tid",
-        ["text", "text", "text", "text"],
+          " WHERE ctid = $1::tid" +
+          " RETURNING set_config('txfn.invocation_id', $5, true), set_config('txfn.bundle_version', $6, true)",
+        ["text", "text", "text", "text", "text", "text"],
       ),
       restoreId: plv8.prepare(
         "SELECT set_config('txfn.invocation_id', $1, true), set_config('txfn.bundle_version', $2, true)",
@@ -602,7 +606,10 @@
     if (!outcome.ok && isTransient(outcome.error)) throw outcome.error; // rule 5: never recorded
     const output = outcome.ok ? outcome.value : null;
     const error = outcome.ok ? null : recordedErrorJson(outcome.error);
-    p.finish.execute([row.ctid, outcome.ok ? "ok" : "error", output, error]);
+    p.finish.execute([
+      row.ctid, outcome.ok ? "ok" : "error", output, error,
+      outer === null ? "" : outer.id, outer === null ? "" : String(outer.bundle.version),
+    ]);
     return envelopeText(row.id, row.version, output, error);
   }
 

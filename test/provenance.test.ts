@@ -149,9 +149,21 @@ describe("capture and attribution", () => {
     expect(await db.query("SELECT v FROM prov.items WHERE id = 'a'")).toEqual([{ v: 5 }]);
   });
 
-  // Needs the runtime to reset txfn.invocation_id when a top-level invocation returns (provenance/README.md
-  // "Needs from the runtime"): today a plain write later in the same transaction carries the invocation's id.
-  it.todo("a plain write after an invocation, in the same transaction, is not attributed to the invocation");
+  it("a plain write after an invocation, in the same transaction, is not attributed to the invocation", async () => {
+    const { id, xid } = await withSql(async (c) => {
+      await c.query("BEGIN ISOLATION LEVEL SERIALIZABLE");
+      const { rows } = await c.query<{ env: { invocationId: string } }>(
+        "SELECT txfn.invoke('putItems', $1::jsonb) AS env",
+        [JSON.stringify({ items: [{ id: "in-fn", v: 1 }] })],
+      );
+      await c.query("INSERT INTO prov.items VALUES ('after-fn', 2)");
+      const x = await c.query<{ xid: string }>("SELECT pg_current_xact_id()::text AS xid");
+      await c.query("COMMIT");
+      return { id: rows[0]!.env.invocationId, xid: x.rows[0]!.xid };
+    });
+    const byKey = Object.fromEntries((await changes("p.xid = $1::xid8 AND t.table_name = 'items'", [xid])).map((c) => [c.key.id, c.invocation_id]));
+    expect(byKey).toEqual({ "in-fn": id, "after-fn": null });
+  });
 
   it("a session that sets txfn.invocation_id itself is still reported outside functions", async () => {
     await withSql(async (c) => {
