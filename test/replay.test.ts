@@ -201,6 +201,21 @@ describe("a reader that started before a writer committed but committed after it
   });
 });
 
+describe("a write outside the trace that the trace saw", () => {
+  it("is re-applied from provenance at its place (plain SQL between two traced invocations)", async () => {
+    const a = await client.invoke("restock", { sku: "gadget", qty: 1 });
+    await onDatabase(db.url, (c) => c.query("UPDATE inventory SET stock = stock + 100 WHERE sku = 'gadget'")); // like psql
+    const b = await client.invoke("noteStock", { sku: "gadget", note: "after psql" });
+    const seen = ok(b as InvokeResult<{ stock: number }>).stock;
+    const { status, report: r } = await report(["replay", "--invocations", `${a.invocationId},${b.invocationId}`, "--all"]);
+    expect(status).toBe(0);
+    expect(r.trace).toMatchObject({ invocations: 2, transactions: 2, external: 1 });
+    expect(r.counts.same).toBe(2);
+    expect(r.invocations.find((i) => i.id === b.invocationId)!.replayed).toEqual({ status: "ok", output: { note: "after psql", stock: seen } });
+    expect(r.finalState).toEqual([]);
+  });
+});
+
 describe("bad input", () => {
   it("is refused with a clear message", async () => {
     const none = await txfn(["replay"], env());
