@@ -276,17 +276,6 @@ txv8_throw_error(const char *fmt, ...)
 }
 
 void
-txv8_throw_type_error(const char *fmt, ...)
-{
-	va_list		ap;
-
-	va_start(ap, fmt);
-	txv8_throw_with(v8::Exception::TypeError, fmt, ap);
-	va_end(ap);
-	throw txv8_js_thrown();
-}
-
-void
 txv8_throw_value(v8::Local<v8::Value> v)
 {
 	txv8_isolate->ThrowException(v);

@@ -41,7 +41,6 @@ void		txv8_set_uncatchable(ErrorData *edata);
 
 /* Plain JS exceptions raised by txv8 itself (always catchable). */
 [[noreturn]] void txv8_throw_error(const char *fmt, ...) pg_attribute_printf(1, 2);
-[[noreturn]] void txv8_throw_type_error(const char *fmt, ...) pg_attribute_printf(1, 2);
 [[noreturn]] void txv8_throw_value(v8::Local<v8::Value> v);
 
 /* SQLSTATEs and their condition names (table generated from errcodes.txt). */

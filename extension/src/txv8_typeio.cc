@@ -528,12 +528,6 @@ txv8_domain_check_null(txv8_typeinfo *ti)
 
 /* ---------- choosing conversions ---------- */
 
-bool
-txv8_type_is_composite(Oid typid)
-{
-	return typid == RECORDOID || type_is_rowtype(typid);
-}
-
 void
 txv8_typeinfo_init(txv8_typeinfo *ti, Oid typid, int32 typmod, MemoryContext mcxt)
 {

@@ -61,8 +61,6 @@ void		txv8_typeinfo_init_tupdesc(txv8_typeinfo *ti, TupleDesc tupdesc, MemoryCon
  */
 txv8_typeinfo *txv8_typeinfo_get(Oid typid, int32 typmod, MemoryContext mcxt);
 
-bool		txv8_type_is_composite(Oid typid);
-
 static inline v8::Local<v8::Value>
 txv8_datum_to_value(txv8_typeinfo *ti, Datum d, bool isnull)
 {
