@@ -57,7 +57,7 @@ beforeAll(async () => {
   });
   for (const style of STYLES) {
     const url = (kind: string) => databaseUrlFor(admin(), clone(kind, style));
-    variants.set(`txfn/${style}`, txfnVariant(style, true));
+    variants.set(`txfn/${style}`, txfnVariant(style, "txfn"));
     variants.set(`plpgsql/${style}`, plpgsqlVariant(style));
     variants.set(`node-pg/${style}`, nodePgVariant(style));
     variants.set(`dbos/${style}`, dbosVariant(style, url("dbos"), 2));

@@ -9,6 +9,7 @@ import type { VariantName } from "./variants.ts";
 const COLORS: Record<VariantName, string> = {
   txfn: "#1f77b4",
   "txfn-norec": "#9ecae1",
+  "txfn-idem": "#6baed6",
   plpgsql: "#2ca02c",
   "node-pg": "#ff7f0e",
   dbos: "#d62728",

@@ -108,6 +108,9 @@ export interface Ratios {
   /** Recording overhead: 1 − tps(txfn) / tps(txfn-norec), and by CPU: cpu(txfn) / cpu(txfn-norec) − 1. */
   recordingOverhead: number | null;
   recordingOverheadByCpu: number | null;
+  /** The idempotency key alone (txfn-idem vs txfn-norec), when txfn-idem ran; the rest of the recording overhead is provenance capture. */
+  idempotencyOverhead: number | null;
+  idempotencyOverheadByCpu: number | null;
 }
 
 const cpuPerTx = (s: Summary | undefined) => (s && s.serverUsPerTx !== null ? s.serverUsPerTx + s.clientUsPerTx : null);
@@ -117,7 +120,9 @@ export function ratios(summary: Summary[], levels: readonly number[]): Ratios[] 
   return levels.map((concurrency) => {
     const at = (v: VariantName) => summary.find((s) => s.variant === v && s.concurrency === concurrency);
     const txfn = at("txfn");
-    const r: Ratios = { concurrency, txfnOver: {}, txfnOverByCpu: {}, recordingOverhead: null, recordingOverheadByCpu: null };
+    const r: Ratios = {
+      concurrency, txfnOver: {}, txfnOverByCpu: {}, recordingOverhead: null, recordingOverheadByCpu: null, idempotencyOverhead: null, idempotencyOverheadByCpu: null,
+    };
     if (!txfn) return r;
     for (const s of summary.filter((x) => x.concurrency === concurrency && x.variant !== "txfn")) {
       r.txfnOver[s.variant] = txfn.tps / s.tps;
@@ -126,12 +131,14 @@ export function ratios(summary: Summary[], levels: readonly number[]): Ratios[] 
       if (a !== null && b !== null) r.txfnOverByCpu[s.variant] = b / a;
     }
     const off = at("txfn-norec");
-    if (off) {
-      r.recordingOverhead = 1 - txfn.tps / off.tps;
-      const a = cpuPerTx(txfn);
+    const overhead = (on: Summary | undefined): [number | null, number | null] => {
+      if (!on || !off) return [null, null];
+      const a = cpuPerTx(on);
       const b = cpuPerTx(off);
-      if (a !== null && b !== null) r.recordingOverheadByCpu = a / b - 1;
-    }
+      return [1 - on.tps / off.tps, a !== null && b !== null ? a / b - 1 : null];
+    };
+    [r.recordingOverhead, r.recordingOverheadByCpu] = overhead(txfn);
+    [r.idempotencyOverhead, r.idempotencyOverheadByCpu] = overhead(at("txfn-idem"));
     return r;
   });
 }
@@ -178,7 +185,8 @@ export function formatTable(summary: Summary[], rs: Ratios[], levels: readonly n
     const target = r.concurrency === 8 && r.recordingOverhead !== null
       ? ` [target ≤ ${pct(RECORDING_OVERHEAD_TARGET)}: ${r.recordingOverhead <= RECORDING_OVERHEAD_TARGET ? "met" : "NOT met"}]`
       : "";
-    lines.push(`  c=${r.concurrency}: ${pct(r.recordingOverhead)} of throughput, ${pct(r.recordingOverheadByCpu)} more CPU per transaction${target}`);
+    const idem = r.idempotencyOverhead === null ? "" : `; the idempotency key alone (txfn-idem): ${pct(r.idempotencyOverhead)}, ${pct(r.idempotencyOverheadByCpu)} more CPU`;
+    lines.push(`  c=${r.concurrency}: ${pct(r.recordingOverhead)} of throughput, ${pct(r.recordingOverheadByCpu)} more CPU per transaction${target}${idem}`);
   }
   return lines.join("\n");
 }

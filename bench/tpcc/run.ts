@@ -14,7 +14,7 @@
  * an SVG chart to bench/results/, then checks TPC-C's consistency conditions 1–4.
  *
  * Usage: npm run bench [-- --quick] [--seconds 10 --rounds 3 --warehouses 4 --concurrency 1,4,8
- *        --sql row|set --variants txfn,plpgsql,… --async-commit --keep]
+ *        --sql row|set --variants txfn,txfn-norec,plpgsql,node-pg,dbos[,txfn-idem] --async-commit --keep]
  * --sql row (default): New-Order as TPC-C's profile reads, a statement per item read, stock
  *   update and order line; --sql set: three statements for all lines (the same rows touched).
  * --async-commit: synchronous_commit = off in both databases (CPU cost without the disk's).
@@ -36,6 +36,7 @@ import { formatTable, ratios, summarise, type Round } from "./report.ts";
 import { defaultScale, scaleNotes } from "./scale.ts";
 import { dropDatabase, prepareDatabase, recreateDatabase, setCapture, withClient } from "./setup.ts";
 import {
+  ALL_VARIANTS,
   DBOS_VERSION,
   VARIANTS,
   dbosVariant,
@@ -71,7 +72,7 @@ const LEVELS = args.concurrency.split(",").map(Number);
 const STYLE = args.sql as SqlStyle;
 if (STYLE !== "row" && STYLE !== "set") throw new Error(`--sql must be row or set, got ${args.sql}`);
 const SELECTED = args.variants.split(",") as VariantName[];
-for (const v of SELECTED) if (!VARIANTS.includes(v)) throw new Error(`unknown variant ${v} (known: ${VARIANTS.join(", ")})`);
+for (const v of SELECTED) if (!ALL_VARIANTS.includes(v)) throw new Error(`unknown variant ${v} (known: ${ALL_VARIANTS.join(", ")})`);
 const SCALE = defaultScale(Number(args.warehouses));
 const SEED = Number(args.seed ?? Math.floor(Math.random() * 2 ** 31));
 const APP_DB = "txfn_bench_tpcc";
@@ -188,8 +189,7 @@ async function main(): Promise<void> {
     const db = await prepareDatabase(appUrl, SCALE, SEED);
     const variants: Variant[] = [];
     for (const name of SELECTED) {
-      if (name === "txfn") variants.push(txfnVariant(STYLE, true));
-      if (name === "txfn-norec") variants.push(txfnVariant(STYLE, false));
+      if (name === "txfn" || name === "txfn-norec" || name === "txfn-idem") variants.push(txfnVariant(STYLE, name));
       if (name === "plpgsql") variants.push(plpgsqlVariant(STYLE));
       if (name === "node-pg") variants.push(nodePgVariant(STYLE));
       if (name === "dbos") variants.push(dbosVariant(STYLE, appUrl, MAX_C));
