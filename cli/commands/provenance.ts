@@ -86,11 +86,17 @@ export function changeLine(ch: Change): string {
   return `${when}  ${OP_NAMES[ch.op].padEnd(8)} ${ch.table} ${JSON.stringify(ch.key)}  ${what}  — ${madeBy(ch)}  (xid ${ch.xid}.${ch.seq})`;
 }
 
-/** Writes to stdout, waiting when the pipe is full. */
+/** Writes to stdout, waiting when the pipe is full. @throws CliError once the reader has gone (EPIPE). */
 function out(line: string): Promise<void> {
-  return new Promise((resolve) => {
-    if (process.stdout.write(line + "\n")) resolve();
-    else process.stdout.once("drain", resolve);
+  return new Promise((resolve, reject) => {
+    const gone = (err: Error) => reject(new CliError(`cannot write to stdout: ${err.message}`));
+    process.stdout.once("error", gone);
+    const done = () => {
+      process.stdout.removeListener("error", gone);
+      resolve();
+    };
+    if (process.stdout.write(line + "\n")) done();
+    else process.stdout.once("drain", done);
   });
 }
 
