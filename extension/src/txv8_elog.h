@@ -58,7 +58,8 @@ txv8_callback(F &&body)
 {
 	MemoryContext cxt = CurrentMemoryContext;
 
-	if (unlikely(txv8_termination_requested()))
+	/* loops that only call plv8.* never reach a V8 stack check: act on a cancel here */
+	if (unlikely(txv8_termination_requested() || txv8_cancel_pending()))
 	{
 		txv8_terminate_now();
 		return;

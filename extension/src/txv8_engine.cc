@@ -104,11 +104,21 @@ txv8_terminate_now(void)
 			return;
 }
 
+/* Runs on the main thread, inside JS: terminate only if the cancel is still pending now. */
+static void
+txv8_interrupt_check(v8::Isolate *, void *)
+{
+	if (txv8_cancel_pending())
+		txv8_request_terminate();
+}
+
 /*
  * While JS runs, poll PostgreSQL's interrupt flags every 10 ms (they are set by signal
- * handlers in the main thread; reading them here is a benign race). When idle, sleep
- * on a condition variable so idle backends cost nothing. The isolate is only touched
- * under wd_mutex, which the main thread also holds while disposing of it.
+ * handlers in the main thread; reading them here is a benign race). The watchdog never
+ * terminates by itself: it asks V8 to run txv8_interrupt_check on the main thread, so a
+ * request that arrives late (the statement it was meant for already over) does nothing.
+ * When idle, sleep on a condition variable so idle backends cost nothing. The isolate
+ * is only touched under wd_mutex, which the main thread also holds while disposing of it.
  */
 static void *
 txv8_watchdog_main(void *)
@@ -130,11 +140,8 @@ txv8_watchdog_main(void *)
 		nanosleep(&ts, nullptr);
 
 		pthread_mutex_lock(&wd_mutex);
-		if (wd_active.load() && InterruptPending && (QueryCancelPending || ProcDiePending) && txv8_isolate)
-		{
-			txv8_terminate_pending.store(true);
-			txv8_isolate->TerminateExecution();
-		}
+		if (wd_active.load() && txv8_cancel_pending() && txv8_isolate)
+			txv8_isolate->RequestInterrupt(txv8_interrupt_check, nullptr);
 		pthread_mutex_unlock(&wd_mutex);
 	}
 	return nullptr;

@@ -34,6 +34,14 @@ void		txv8_context_info(StringInfo buf);	/* txv8_info(): one JSON object per con
 
 /* Ask V8 to stop running JS (thread-safe); the reason is recorded by the caller. */
 void		txv8_request_terminate(void);
+
+/* A cancel or die request PostgreSQL has not processed yet (reads its signal-set flags). */
+static inline bool
+txv8_cancel_pending(void)
+{
+	return InterruptPending && (QueryCancelPending || ProcDiePending);
+}
+
 bool		txv8_termination_requested(void);
 void		txv8_terminate_now(void);	/* from a callback: terminate before returning to JS */
 extern volatile bool txv8_oom_hit;
