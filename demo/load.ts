@@ -88,7 +88,11 @@ class Api {
         status = res.status;
         text = await res.text();
       } catch (err) {
-        if (this.signal.aborted || attempt >= 10) throw err;
+        if (this.signal.aborted) throw err;
+        if (attempt >= 10) {
+          const cause = err instanceof Error ? ((err.cause as Error | undefined)?.message ?? err.message) : String(err);
+          throw new DemoError(`${method} ${path}: no answer from txfn serve at ${this.base} after ${attempt} attempts (${cause})`);
+        }
         this.retried++;
         await sleep(50 * attempt);
         continue;

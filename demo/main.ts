@@ -221,6 +221,13 @@ async function main(): Promise<number> {
         );
         summary.load.from = ((await db.query<{ t: Date }>("SELECT clock_timestamp() AS t")).rows[0]!.t).toISOString();
         const progress = ui.progress("orders", plan.orders.length);
+        /** Adds to a load failure which of the processes serving it has died. */
+        const explain = (err: unknown): never => {
+          const dead = [proxy, payments, worker].filter((c) => c && c.pid !== summary.executor.killedPid && (c.proc.exitCode !== null || c.proc.signalCode !== null));
+          if (!dead.length) throw err;
+          const what = dead.map((c) => `${c!.name} (pid ${c!.pid}) exited (${c!.proc.signalCode ?? `code ${c!.proc.exitCode}`}); its last output:\n${c!.tail().trim().slice(-1500)}`);
+          throw new DemoError(`${err instanceof Error ? err.message : String(err)}\n${what.join("\n")}`);
+        };
         load = await runLoad({
           baseUrl: proxyUrl,
           token,
@@ -245,7 +252,7 @@ async function main(): Promise<number> {
             summary.executor.downMs = Date.now() - down;
             progress.log(`txfn worker restarted (pid ${worker.pid}, same --executor-id): it takes over the dead executor's workflows at once`);
           },
-        });
+        }).catch(explain);
         summary.load.to = new Date(((await db.query<{ t: Date }>("SELECT clock_timestamp() AS t")).rows[0]!.t).getTime() + 1000).toISOString();
         summary.load.durationMs = load.durationMs;
         summary.load.duplicates = load.duplicates;

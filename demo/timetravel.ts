@@ -14,9 +14,13 @@ export function commandLine(args: string[]): string {
   return ["npx", "txfn", ...args].map((a) => (/^[\w@%+=:,./-]+$/.test(a) ? a : `'${a.replace(/'/g, `'\\''`)}'`)).join(" ");
 }
 
-/** Runs `txfn replay|retro <args> --json` against `databaseUrl` and returns its report. */
+/**
+ * Runs `txfn replay|retro <args> --json` against `databaseUrl` and returns its report. On a
+ * terminal the command's stderr is the terminal's, so its own progress bar shows (long traces).
+ */
 export async function timeTravel(children: Children, databaseUrl: string, args: string[]): Promise<ReplayReport> {
-  const r = await children.run([...args, "--json", "--no-progress"], { DATABASE_URL: databaseUrl });
+  const tty = Boolean(process.stderr.isTTY);
+  const r = await children.run([...args, "--json", ...(tty ? [] : ["--no-progress"])], { DATABASE_URL: databaseUrl }, tty);
   const text = r.stdout.trim();
   if ((r.code === 0 || r.code === 1) && text.startsWith("{")) {
     try {
@@ -25,7 +29,8 @@ export async function timeTravel(children: Children, databaseUrl: string, args: 
       /* fall through */
     }
   }
-  throw new DemoError(`${commandLine(args)} exited with ${r.code} without a report:\n${(r.stderr || r.stdout).trim().slice(-3000)}`, `DATABASE_URL=<the demo's database> ${commandLine(args)}`);
+  const said = (r.stderr || r.stdout).trim().slice(-3000) || "(its message is above)";
+  throw new DemoError(`${commandLine(args)} exited with ${r.code} without a report:\n${said}`);
 }
 
 /** "812 invocations in 640 transactions: 812 same" and the like. */
