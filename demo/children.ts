@@ -2,10 +2,13 @@
  * The demo's child processes: the long-running ones (the fake payment service, `txfn serve`,
  * `txfn worker`) and one-shot `txfn` commands. Each runs in its own process group, so a kill
  * also reaches what it started (esbuild's service process); output goes to a log file per
- * process; `stopAll` ends everything still running (SIGTERM, then SIGKILL), also on exit.
+ * process; `stopAll` ends everything still running (SIGTERM, then SIGKILL), also on exit. The
+ * processes are listed in `<logDir>/processes.json`, so a run killed before it could stop them
+ * (SIGKILL) has its leftovers stopped by the next run — each only if its pid still runs the
+ * command recorded for it.
  */
 import { spawn, type ChildProcess } from "node:child_process";
-import { createWriteStream, mkdirSync, type WriteStream } from "node:fs";
+import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync, type WriteStream } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { DemoError } from "./ui.ts";
@@ -55,20 +58,66 @@ function signalGroup(c: ChildProcess, signal: NodeJS.Signals): void {
   }
 }
 
+interface Recorded {
+  name: string;
+  pid: number;
+  /** argv joined by NUL, as /proc/<pid>/cmdline shows it. */
+  cmdline: string;
+}
+
+/** SIGKILLs the process groups of recorded processes that still run their recorded command. */
+function stopLeftovers(registry: string): string[] {
+  if (!existsSync(registry)) return [];
+  let recorded: Recorded[] = [];
+  try {
+    recorded = JSON.parse(readFileSync(registry, "utf8")) as Recorded[];
+  } catch {
+    return [];
+  }
+  const stopped: string[] = [];
+  for (const r of recorded) {
+    let cmdline = "";
+    try {
+      cmdline = readFileSync(`/proc/${r.pid}/cmdline`, "utf8").replace(/\0$/, "");
+    } catch {
+      continue; // gone
+    }
+    if (cmdline !== r.cmdline) continue; // the pid now belongs to something else
+    try {
+      process.kill(-r.pid, "SIGKILL");
+      stopped.push(`${r.name} (pid ${r.pid})`);
+    } catch {
+      /* already gone */
+    }
+  }
+  return stopped;
+}
+
 export class Children {
   private readonly running = new Set<Child>();
   /** Every process started, for the summary (the test checks none is left). */
   readonly started: { name: string; pid: number }[] = [];
+  /** Processes of an earlier run that was killed before it could stop them, stopped now. */
+  readonly leftovers: string[];
+  private readonly registry: string;
+  private readonly recorded: Recorded[] = [];
   private readonly onExit = () => {
     for (const c of this.running) signalGroup(c.proc, "SIGKILL");
   };
 
   constructor(readonly logDir: string) {
     mkdirSync(logDir, { recursive: true });
+    this.registry = join(logDir, "processes.json");
+    this.leftovers = stopLeftovers(this.registry);
+    writeFileSync(this.registry, "[]\n");
     process.on("exit", this.onExit);
   }
 
   private track(name: string, proc: ChildProcess, log: WriteStream | null): Child {
+    if (proc.pid) {
+      this.recorded.push({ name, pid: proc.pid, cmdline: proc.spawnargs.join("\0") });
+      writeFileSync(this.registry, JSON.stringify(this.recorded, null, 1) + "\n");
+    }
     let tail = "";
     const keep = (d: Buffer) => {
       tail = (tail + d.toString()).slice(-4000);
@@ -99,7 +148,7 @@ export class Children {
    */
   async spawnReady(name: string, args: string[], options: SpawnOptions): Promise<{ child: Child; match: RegExpExecArray }> {
     const logFile = join(this.logDir, `${name}.log`);
-    const log = createWriteStream(logFile, { flags: "a" });
+    const log = createWriteStream(logFile);
     const proc = spawn(process.execPath, args, {
       cwd: REPO_ROOT,
       stdio: ["ignore", "pipe", "pipe"],

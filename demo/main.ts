@@ -107,6 +107,7 @@ async function main(): Promise<number> {
   const ui = new Ui(12);
   if (givenUrl) ui.rerunAll = "npm run demo (DATABASE_URL: a database without the checkout app, or one the demo made)";
   const children = new Children(logDir);
+  if (children.leftovers.length) ui.line(dim(`(stopped what an interrupted earlier run left running: ${children.leftovers.join(", ")})`));
   const plan = planOrders({ orders: opts.orders, skus: opts.skus, seed: opts.seed });
   const summary: DemoSummary = {
     ok: false,

@@ -15,8 +15,8 @@ export const EXECUTOR_ID = "demo-executor";
 export async function startPaymentService(children: Children, databaseUrl: string): Promise<{ child: Child; url: string }> {
   const { child, match } = await children.spawnReady(
     "payment-service",
-    ["--import", "tsx", "functions/services/payment-service.ts", "--database-url", databaseUrl, "--faults", JSON.stringify(PAYMENT_FAULTS)],
-    { ready: /\{"listening":"([^"]+)"\}/ },
+    ["--import", "tsx", "functions/services/payment-service.ts", "--faults", JSON.stringify(PAYMENT_FAULTS)],
+    { env: { DATABASE_URL: databaseUrl }, ready: /\{"listening":"([^"]+)"\}/ }, // the URL in the environment: not in `ps`
   );
   return { child, url: match[1]! };
 }
