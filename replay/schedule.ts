@@ -163,8 +163,10 @@ class SnapshotScheduler {
   /** external units by xid, and the first of them not yet done */
   private readonly externals: number[];
   private extPtr = 0;
-  /** first unit (xid order) not yet done */
-  private low = 0;
+  /** units not yet done, as a linked list in xid order (next[-1] is the head; -1 ends it) */
+  private readonly nextUndone: Int32Array;
+  private readonly prevUndone: Int32Array;
+  private head = 0;
   /** per unit: trace units not yet started whose snapshot lists it as in progress */
   private readonly xipers: number[];
   /** finished trace units waiting to commit */
@@ -196,6 +198,10 @@ class SnapshotScheduler {
     this.byXmax = [...trace].sort((a, b) => this.snap(a).xmax - this.snap(b).xmax);
     this.byXmin = [...trace].sort((a, b) => this.snap(a).xmin - this.snap(b).xmin || a - b);
     this.xipers = this.units.map(() => 0);
+    const n = this.units.length;
+    this.nextUndone = Int32Array.from({ length: n }, (_, i) => (i + 1 < n ? i + 1 : -1));
+    this.prevUndone = Int32Array.from({ length: n }, (_, i) => i - 1);
+    this.head = n > 0 ? 0 : -1;
     for (const t of trace) {
       for (const x of this.snap(t).xip) {
         const i = this.indexOfXid.get(x);
@@ -243,8 +249,8 @@ class SnapshotScheduler {
   /** Can unit i start once `assumeDone` (if any) has committed? Every other unfinished unit below its xmax must be in progress in its snapshot. */
   private canStart(i: number, assumeDone = -1): boolean {
     const s = this.snap(i);
-    for (let j = this.low; j < this.units.length && this.units[j]!.xid < s.xmax; j++) {
-      if (j !== i && j !== assumeDone && this.state[j] !== St.Done && !s.xip.has(this.units[j]!.xid)) return false;
+    for (let j = this.head; j >= 0 && this.units[j]!.xid < s.xmax; j = this.nextUndone[j]!) {
+      if (j !== i && j !== assumeDone && !s.xip.has(this.units[j]!.xid)) return false;
     }
     return true;
   }
@@ -297,9 +303,8 @@ class SnapshotScheduler {
   /** A pending trace unit that sees unit i and waits for nothing else: it can BEGIN right after i's COMMIT, on i's session. */
   private successor(i: number): number | undefined {
     if (this.units[i]!.kind !== "trace") return undefined;
-    let j = this.low;
-    while (j < this.units.length && (j === i || this.state[j] === St.Done)) j++;
-    const lowest = j < this.units.length ? this.units[j]!.xid : Infinity; // the lowest unfinished xid once i commits
+    const j = this.head === i ? this.nextUndone[i]! : this.head;
+    const lowest = j >= 0 ? this.units[j]!.xid : Infinity; // the lowest unfinished xid once i commits
     for (let k = this.xminPtr, seen = 0; k < this.byXmin.length && seen < 64; k++, seen++) {
       const t = this.byXmin[k]!;
       if (this.snap(t).xmin > lowest) break;
@@ -311,9 +316,8 @@ class SnapshotScheduler {
 
   /** Starts every trace unit whose visible set has committed (candidates: xmin at or below the lowest unfinished xid). */
   private startReady(): boolean {
-    while (this.low < this.units.length && this.state[this.low] === St.Done) this.low++;
     while (this.xminPtr < this.byXmin.length && this.state[this.byXmin[this.xminPtr]!] !== St.Pending) this.xminPtr++;
-    const lowest = this.low < this.units.length ? this.units[this.low]!.xid : Infinity;
+    const lowest = this.head >= 0 ? this.units[this.head]!.xid : Infinity;
     let moved = false;
     for (let k = this.xminPtr; k < this.byXmin.length; k++) {
       const i = this.byXmin[k]!;
@@ -447,6 +451,11 @@ class SnapshotScheduler {
     if (s) this.idle.push(s);
     this.state[i] = St.Done;
     this.done++;
+    const p = this.prevUndone[i]!;
+    const q = this.nextUndone[i]!;
+    if (p >= 0) this.nextUndone[p] = q;
+    else this.head = q;
+    if (q >= 0) this.prevUndone[q] = p;
     if (this.o.onUnit?.(run) === true) this.stopping = this.stopped = true;
   }
 
