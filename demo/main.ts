@@ -124,6 +124,8 @@ async function main(): Promise<number> {
     oversell: null,
     processes: children.started,
   };
+  /** A command to redo a stage by hand, against the demo's database. */
+  const byHand = (command: string, database = dbName) => (givenUrl && database === dbName ? command : `DATABASE_URL="$(npx txfn db url --database ${database})" ${command}`);
   const onSignal = (signal: NodeJS.Signals) => {
     process.stderr.write(`\ndemo: ${signal}: stopping the processes it started (the cluster keeps running)\n`);
     void children.stopAll().then(() => process.exit(130));
@@ -170,12 +172,16 @@ async function main(): Promise<number> {
         ui.info(cyan("$ npx txfn provenance config --exclude payment_service") + dim("   # the payment service is an outside system"));
         await children.runOk(["provenance", "config", "--exclude", "payment_service"], env);
         const stock = Object.fromEntries(plan.stock);
-        await db.query("SET application_name = 'txfn demo (warehouse import)'");
-        const r = await db.query(
-          "UPDATE shop.inventory i SET stock = s.value::int FROM jsonb_each_text($1::jsonb) s WHERE i.sku = s.key",
-          [JSON.stringify(stock)],
-        );
-        await db.query("SET application_name = 'txfn demo'");
+        const c = await db.connect();
+        let r: pg.QueryResult;
+        try {
+          await c.query("BEGIN");
+          await c.query("SET LOCAL application_name = 'txfn demo (warehouse import)'"); // what provenance records
+          r = await c.query("UPDATE shop.inventory i SET stock = s.value::int FROM jsonb_each_text($1::jsonb) s WHERE i.sku = s.key", [JSON.stringify(stock)]);
+          await c.query("COMMIT");
+        } finally {
+          c.release();
+        }
         if (r.rowCount !== plan.stock.size) throw new DemoError(`stocked ${r.rowCount} SKUs, expected ${plan.stock.size}`);
         ui.info(
           `stocked ${plan.stock.size} SKUs by plain SQL (captured as a write outside txfn); scarce, about half their demand: ` +
@@ -185,7 +191,7 @@ async function main(): Promise<number> {
         token = (JSON.parse(await children.runOk(["token", "create", "--name", "demo-shop", "--workflows", "checkout", "--json"], env)) as { token: string }).token;
         ui.info(`a bearer token for the shop front-end (${token.slice(0, 6)}…, only its sha256 is stored)`);
       },
-      { rerun: [`DATABASE_URL=${summary.databaseUrlCommand} npx txfn deploy functions`] },
+      { rerun: [byHand("npx txfn deploy functions")] },
     );
 
     // 4. The processes.
@@ -278,20 +284,20 @@ async function main(): Promise<number> {
     });
 
     // 7. Exactly once, from the database.
-    let sample = { order: "", sku: plan.scarce[0] ?? "sku-001" };
+    let sample = { order: "", sku: plan.scarce[0] ?? "sku-001", recovered: false };
     await ui.stage("exactly-once checks, computed from the database", async () => {
       const c = await db.connect();
       try {
         await c.query("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         summary.checks = await runChecks(c, plan.stock, load!.outcomes);
         const [s] = (
-          await c.query<{ id: string }>(
-            "SELECT id FROM txfn.workflows WHERE name = 'checkout' AND status = 'SUCCESS' ORDER BY attempts > 1 DESC, id LIMIT 1",
+          await c.query<{ id: string; recovered: boolean }>(
+            "SELECT id, attempts > 1 AS recovered FROM txfn.workflows WHERE name = 'checkout' AND status = 'SUCCESS' ORDER BY attempts > 1 DESC, id LIMIT 1",
           )
         ).rows;
         const [sold] = (await c.query<{ sku: string }>("SELECT sku FROM shop.inventory WHERE stock = 0 ORDER BY sku LIMIT 1")).rows;
         await c.query("COMMIT");
-        sample = { order: s?.id ?? plan.orders[0]!.id, sku: sold?.sku ?? sample.sku };
+        sample = { order: s?.id ?? plan.orders[0]!.id, sku: sold?.sku ?? sample.sku, recovered: s?.recovered ?? false };
       } finally {
         c.release();
       }
@@ -312,14 +318,14 @@ async function main(): Promise<number> {
     });
 
     // 8. Provenance of one row.
-    await ui.stage(`the provenance of one row: order ${sample.order} (an order the crash interrupted, when there is one)`, async () => {
+    await ui.stage(`the provenance of one row: order ${sample.order}${sample.recovered ? ", one the crash interrupted" : ""}`, async () => {
       const args = ["history", "shop.orders", sample.order];
       ui.info(cyan(`$ ${commandLine(args)}`));
       const text = await children.runOk(args, env);
       ui.block(text);
       const versions = Number(/: (\d+) change/.exec(text)?.[1] ?? 0);
       summary.provenance = { table: "shop.orders", key: sample.order, command: commandLine(args), versions };
-    }, { rerun: [`DATABASE_URL=${summary.databaseUrlCommand} npx txfn history shop.orders ${sample.order}`] });
+    }, { rerun: [byHand(`npx txfn history shop.orders ${sample.order}`)] });
 
     // 9. Faithful replay of the load.
     const replayArgs = ["replay", "--from", summary.load.from, "--to", summary.load.to];
@@ -351,7 +357,7 @@ async function main(): Promise<number> {
         if (report.trace.invocations === 0) throw new DemoError("the trace is empty: no invocation recorded during the load");
         ui.info("zero divergences: every output, error and write as recorded");
       },
-      { rerun: [`DATABASE_URL=${summary.databaseUrlCommand} ${commandLine(replayArgs)}`] },
+      { rerun: [byHand(commandLine(replayArgs))] },
     );
 
     // 10–12. The oversell race, its replay, and retroaction.
@@ -387,7 +393,7 @@ async function main(): Promise<number> {
           retro: { checkOk: false, nowFails: 0, counts: {} },
         };
       },
-      { rerun: [`DATABASE_URL="$(npx txfn db url --database ${oversellName})" ${commandLine(raceReplay)}`] },
+      { rerun: [byHand(commandLine(raceReplay), oversellName)] },
     );
 
     const retroArgs = ["retro", "--from", fromArg, "--bundle", fixed, "--check", NO_OVERSELL];
@@ -406,7 +412,7 @@ async function main(): Promise<number> {
         if (!check?.ok) throw new DemoError("retroaction with the fixed takeStock still oversells");
         summary.oversell!.retro = { checkOk: true, nowFails: report.counts["now fails"], counts: report.counts };
       },
-      { rerun: [`DATABASE_URL="$(npx txfn db url --database ${oversellName})" ${commandLine(retroArgs)}`] },
+      { rerun: [byHand(commandLine(retroArgs), oversellName)] },
     );
 
     await children.stopAll();
