@@ -223,7 +223,7 @@ async function main(): Promise<number> {
       `the load: ${opts.orders} orders from ${opts.concurrency} concurrent clients over HTTP; the executor is SIGKILLed halfway`,
       async () => {
         ui.info(
-          `orders of 1–3 items over ${opts.skus} SKUs (seed ${opts.seed}); ${plan.orders.filter((o) => o.input.card === "declined").length} with a card that will be declined; ` +
+          `orders of 1–3 items over ${opts.skus} SKUs (seed ${opts.seed}); ${plan.orders.filter((o) => o.input.card === "declined").length} with a card the payment service declines; ` +
             `${plan.orders.filter((o) => o.duplicate).length} sent twice with the same key`,
         );
         summary.load.from = ((await db.query<{ t: Date }>("SELECT clock_timestamp() AS t")).rows[0]!.t).toISOString();
