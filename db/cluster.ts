@@ -34,13 +34,22 @@ import { ClusterError } from "./errors.ts";
 import { withFileLock } from "./file-lock.ts";
 import { libraryFingerprint, pgBinDir, pgMajorOf, requireTxv8Installed } from "./pg-install.ts";
 
-export const SUPERUSER = "txfn";
+/**
+ * The bootstrap superuser of new clusters. Not "txfn": PostgreSQL's default search_path
+ * starts with "$user", so a role named like the txfn schema would create every unqualified
+ * table inside the system schema (where provenance does not capture it).
+ */
+export const SUPERUSER = "postgres";
+/** Clusters created before the rename keep their superuser; their search_path is fixed at start. */
+const LEGACY_SUPERUSER = "txfn";
 export const DATABASE = "txfn";
 export { ClusterError };
 
 interface ClusterState {
   port: number;
   password: string;
+  /** Superuser name (absent in clusters created before it was recorded: LEGACY_SUPERUSER). */
+  superuser?: string;
   pgMajor: number;
   /** Fingerprint of the txv8.so the running server preloaded (see libraryFingerprint). */
   txv8Loaded?: string;
@@ -95,7 +104,7 @@ export class EmbeddedCluster {
   url(database = DATABASE): string {
     const state = this.readState();
     if (!state) throw new ClusterError(`no cluster in ${this.dir}`, "run: txfn db start");
-    return `postgresql://${SUPERUSER}:${state.password}@127.0.0.1:${state.port}/${database}`;
+    return `postgresql://${state.superuser ?? LEGACY_SUPERUSER}:${state.password}@127.0.0.1:${state.port}/${database}`;
   }
 
   status(): ClusterStatus {
@@ -156,6 +165,11 @@ export class EmbeddedCluster {
         this.writeState({ ...state, txv8Loaded: txv8 }, user);
       }
       if (fresh) await this.createApplicationDatabase();
+      if (state.superuser === undefined) {
+        await this.onPostgresDatabase((c) => c.query(`ALTER ROLE ${LEGACY_SUPERUSER} SET search_path = public`));
+        this.writeState({ ...this.readState()!, superuser: LEGACY_SUPERUSER }, user);
+        this.log(`set search_path = public for the superuser ${LEGACY_SUPERUSER} (its name shadows the txfn schema)`);
+      }
       return this.url();
     });
   }
@@ -219,6 +233,7 @@ export class EmbeddedCluster {
     const state: ClusterState = {
       port: await findFreePort(this.dir),
       password: randomBytes(18).toString("hex"),
+      superuser: SUPERUSER,
       pgMajor: major,
       createdAt: new Date().toISOString(),
     };
@@ -242,11 +257,17 @@ export class EmbeddedCluster {
   }
 
   private async createApplicationDatabase(): Promise<void> {
+    await this.onPostgresDatabase(async (client) => {
+      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [DATABASE]);
+      if (!rowCount) await client.query(`CREATE DATABASE ${DATABASE}`);
+    });
+  }
+
+  private async onPostgresDatabase<T>(body: (client: pg.Client) => Promise<T>): Promise<T> {
     const client = new pg.Client({ connectionString: this.url("postgres") });
     await client.connect();
     try {
-      const { rowCount } = await client.query("SELECT 1 FROM pg_database WHERE datname = $1", [DATABASE]);
-      if (!rowCount) await client.query(`CREATE DATABASE ${DATABASE}`);
+      return await body(client);
     } finally {
       await client.end();
     }

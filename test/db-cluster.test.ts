@@ -64,7 +64,7 @@ describe("txfn db lifecycle", () => {
 
   it("prints a URL that both pg and psql accept", async () => {
     const url = txfnSync(["db", "url", ...at]).stdout.trim();
-    expect(url).toMatch(/^postgresql:\/\/txfn:[0-9a-f]+@127\.0\.0\.1:\d+\/txfn$/);
+    expect(url).toMatch(/^postgresql:\/\/postgres:[0-9a-f]+@127\.0\.0\.1:\d+\/txfn$/);
     expect(await selectOne(url)).toBe(1);
     const psql = spawnSync("psql", [url, "-Atc", "SELECT current_database()"], { encoding: "utf8" });
     expect(psql.stdout.trim()).toBe("txfn");
