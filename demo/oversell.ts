@@ -5,7 +5,8 @@
  * records that race in a database of its own, replays it faithfully (the bug comes back), then
  * runs the same trace with the fixed takeStock (retroaction) and shows the oversell gone.
  *
- * The example project is shared with replay's tests (the buggy shop and the fixed one).
+ * The example project (functions/examples/oversell, and oversell-fixed) is shared with replay's
+ * tests and bench/replay.
  */
 import { join } from "node:path";
 import { TxfnClient } from "../client/index.ts";
@@ -13,9 +14,9 @@ import { REPO_ROOT } from "./children.ts";
 import { DemoError } from "./ui.ts";
 
 /** The buggy shop (checkStock, takeStock, restock, noteStock; inventory seeded with 1 widget). */
-export const OVERSELL_PROJECT = join(REPO_ROOT, "test", "fixtures", "replay-shop");
+export const OVERSELL_PROJECT = join(REPO_ROOT, "functions", "examples", "oversell");
 /** The same shop with takeStock fixed (check and take in one statement). */
-export const OVERSELL_FIXED = join(REPO_ROOT, "test", "fixtures", "replay-shop-fixed");
+export const OVERSELL_FIXED = join(REPO_ROOT, "functions", "examples", "oversell-fixed");
 
 /** The invariant the bug breaks: SQL that must return no rows. */
 export const NO_OVERSELL = "SELECT sku, stock FROM inventory WHERE stock < 0";

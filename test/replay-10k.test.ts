@@ -11,7 +11,7 @@ const db = useTestDatabase();
 let recorded: RecordedWorkload;
 
 beforeAll(async () => {
-  await deployProject(db.url, "test/fixtures/replay-shop");
+  await deployProject(db.url, "functions/examples/oversell");
   recorded = await recordWorkload(db.url, { invocations: 10_000, concurrency: 8 });
 }, 600_000);
 afterAll(async () => {

@@ -14,7 +14,7 @@ const env = () => ({ DATABASE_URL: db.url });
 let client: TxfnClient;
 
 beforeAll(async () => {
-  const d = await txfn(["deploy", "test/fixtures/replay-shop"], env());
+  const d = await txfn(["deploy", "functions/examples/oversell"], env());
   if (d.status !== 0) throw new Error(`deploy failed: ${d.stderr}`);
   client = new TxfnClient({ url: db.url, poolSize: 8, applicationName: "replay-test" });
 });
@@ -128,7 +128,7 @@ describe("the running example: a reserve split in two transactions oversells the
 
   it("retroaction with the fixed single-transaction takeStock shows no oversell and the stock check passes", async () => {
     const { status, report: r } = await report([
-      "retro", "--invocations", ids.join(","), "--bundle", "test/fixtures/replay-shop-fixed", "--check", "SELECT * FROM inventory WHERE stock < 0",
+      "retro", "--invocations", ids.join(","), "--bundle", "functions/examples/oversell-fixed", "--check", "SELECT * FROM inventory WHERE stock < 0",
     ]);
     expect(status).toBe(0);
     expect(r.checks).toEqual([{ sql: "SELECT * FROM inventory WHERE stock < 0", ok: true, rows: [], rowCount: 0 }]);

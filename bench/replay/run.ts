@@ -65,7 +65,7 @@ try {
   await c.connect();
   await c.query("CREATE EXTENSION IF NOT EXISTS txv8");
   await c.end();
-  await deploy(url, await build("test/fixtures/replay-shop"));
+  await deploy(url, await build("functions/examples/oversell"));
   const n = Number(args.invocations);
   const rec = await recordWorkload(url, {
     invocations: n,
@@ -82,7 +82,7 @@ try {
   line("replay", replay, rec.ms);
   let retro: ReplayReport | null = null;
   if (!args["no-retro"]) {
-    retro = await retroTrace({ url, selector: { from: rec.from }, bundleDir: "test/fixtures/replay-shop-fixed", checks: ["SELECT * FROM inventory WHERE stock < 0"] });
+    retro = await retroTrace({ url, selector: { from: rec.from }, bundleDir: "functions/examples/oversell-fixed", checks: ["SELECT * FROM inventory WHERE stock < 0"] });
     line("retroaction", retro, rec.ms);
   }
   const ratio = replay.timings.runMs / rec.ms;

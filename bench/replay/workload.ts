@@ -1,6 +1,6 @@
 /**
  * The recorded workload of bench/replay and test/replay-10k.test.ts: the shop of
- * test/fixtures/replay-shop under concurrent requests from Node. A request is the running
+ * functions/examples/oversell under concurrent requests from Node. A request is the running
  * example's pair — checkStock, then (after `thinkMs` of application work) takeStock — on one
  * of `skus` items; one in ten is a restock instead, and one take in fifty names an unknown
  * item (a recorded application error). Requests are drawn from a fixed-seed generator.
@@ -32,7 +32,7 @@ export interface RecordedWorkload {
   retries: number;
 }
 
-/** Seeds the items, then records the workload; the database must have test/fixtures/replay-shop deployed. */
+/** Seeds the items, then records the workload; the database must have functions/examples/oversell deployed. */
 export async function recordWorkload(url: string, o: WorkloadOptions): Promise<RecordedWorkload> {
   const skus = o.skus ?? 20;
   const concurrency = o.concurrency ?? 8;
