@@ -129,15 +129,21 @@ function rowEnds(changes: RowChange[], tables: Map<number, TableInfo>): Map<stri
 }
 
 /**
- * The rows whose final state differs between the record and the replay, per table. Both start
- * from the same reconstructed state, so a row only one side wrote keeps its state from before
- * on the other side. Tables without a primary key compare net copies added or removed.
+ * The final state of the trace: for every row either side wrote, the recorded state as of the
+ * trace's end (after the last recorded change of the schedule's transactions — the trace's and
+ * those re-applied — in recorded commit order) against the replayed state; the rows whose state
+ * differs, per table, and how many rows were compared. Both sides start from the same
+ * reconstructed state, so a row only one side wrote keeps its state from before on the other
+ * side. Changes of transactions outside the schedule (later ones, or ones no trace transaction
+ * saw) are in neither chain: a row changed since the trace does not differ. Tables without a
+ * primary key compare net copies added or removed.
  */
-export function finalStateDiff(recorded: RowChange[], replayed: RowChange[], tables: Map<number, TableInfo>): TableDiff[] {
+export function finalStateDiff(recorded: RowChange[], replayed: RowChange[], tables: Map<number, TableInfo>): { diffs: TableDiff[]; rows: number } {
   const a = rowEnds(recorded, tables);
   const b = rowEnds(replayed, tables);
   const out = new Map<number, TableDiff>();
-  for (const k of new Set([...a.keys(), ...b.keys()])) {
+  const keys = new Set([...a.keys(), ...b.keys()]);
+  for (const k of keys) {
     const ra = a.get(k);
     const rb = b.get(k);
     const fa = ra ? ra.after : rb!.before;
@@ -157,7 +163,35 @@ export function finalStateDiff(recorded: RowChange[], replayed: RowChange[], tab
       );
     }
   }
-  return [...out.values()].sort((x, y) => x.table.localeCompare(y.table));
+  return { diffs: [...out.values()].sort((x, y) => x.table.localeCompare(y.table)), rows: keys.size };
+}
+
+/**
+ * Leaves the columns added since the trace (TableInfo.addedSince) out of the given changes of
+ * those tables, in place; their rows and keys become canonical JSON text on both sides, so
+ * recorded and replayed changes compare equal when they differ only there. The same change may
+ * be in several lists (it is idempotent).
+ */
+export function leaveOutColumns(tables: Map<number, TableInfo>, lists: RowChange[][]): void {
+  const added = new Map<number, string[]>();
+  for (const t of tables.values()) if (t.addedSince?.length) added.set(t.id, t.addedSince);
+  if (added.size === 0) return;
+  const strip = (text: string | null, cols: string[]): string | null => {
+    if (text === null) return null;
+    const v = JSON.parse(text) as unknown;
+    if (v !== null && typeof v === "object") for (const col of cols) delete (v as Record<string, unknown>)[col];
+    return canonical(v);
+  };
+  for (const list of lists) {
+    for (const ch of list) {
+      const cols = added.get(ch.tableId);
+      if (!cols) continue;
+      ch.key = strip(ch.key, cols)!;
+      ch.oldKey = strip(ch.oldKey, cols);
+      ch.oldRow = strip(ch.oldRow, cols);
+      ch.newRow = strip(ch.newRow, cols);
+    }
+  }
 }
 
 /** Runs each invariant (SQL that must return no rows) read-only on the scratch database. */

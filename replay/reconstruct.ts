@@ -198,11 +198,12 @@ function rel(c: pg.ClientBase, t: TableInfo): string {
   return `${c.escapeIdentifier(t.schema)}.${c.escapeIdentifier(t.name)}`;
 }
 
-/** Columns an INSERT may name (generated columns excluded), quoted. */
-async function insertableColumns(c: pg.ClientBase, table: string): Promise<string[]> {
+/** Columns an INSERT may name (generated columns and `except` excluded), quoted. */
+async function insertableColumns(c: pg.ClientBase, table: string, except: string[] = []): Promise<string[]> {
   const r = await c.query<{ a: string }>(
-    "SELECT quote_ident(attname) AS a FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-    [table],
+    "SELECT quote_ident(attname) AS a FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 AND NOT attisdropped AND attgenerated = '' " +
+      "AND NOT (attname::text = ANY($2::text[])) ORDER BY attnum",
+    [table, except],
   );
   return r.rows.map((x) => x.a);
 }
@@ -227,7 +228,7 @@ export async function applyUndo(c: pg.ClientBase, rec: Recording): Promise<numbe
       const t = rec.tables.get(id);
       if (!t?.exists) continue;
       const name = rel(c, t);
-      const cols = await insertableColumns(c, name);
+      const cols = await insertableColumns(c, name, t.addedSince); // columns added since the trace: their defaults
       const on = t.keyColumns.map((k) => `t.${c.escapeIdentifier(k)} = x.${c.escapeIdentifier(k)}`).join(" AND ");
       const d = await c.query(
         `DELETE FROM ${name} t USING (SELECT r.* FROM txfn_undo u, jsonb_populate_record(NULL::${name}, u.k) r WHERE u.table_id = $1) x WHERE ${on}`,
@@ -245,10 +246,13 @@ export async function applyUndo(c: pg.ClientBase, rec: Recording): Promise<numbe
       if (!t?.exists) continue;
       const name = rel(c, t);
       if (m.delta > 0) {
-        const d = await c.query(`DELETE FROM ${name} WHERE ctid IN (SELECT ctid FROM ${name} t WHERE to_jsonb(t) = $1::jsonb LIMIT $2)`, [m.row, m.delta]);
+        const d = await c.query(
+          `DELETE FROM ${name} WHERE ctid IN (SELECT ctid FROM ${name} t WHERE (to_jsonb(t) - $3::text[]) = $1::jsonb LIMIT $2)`,
+          [m.row, m.delta, t.addedSince ?? []],
+        );
         written += d.rowCount ?? 0;
       } else {
-        const cols = await insertableColumns(c, name);
+        const cols = await insertableColumns(c, name, t.addedSince);
         const ins = await c.query(
           `INSERT INTO ${name} (${cols.join(", ")}) OVERRIDING SYSTEM VALUE SELECT ${cols.map((x) => `r.${x}`).join(", ")} ` +
             `FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r, generate_series(1, $2)`,

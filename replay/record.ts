@@ -242,6 +242,7 @@ export async function readRecording(c: pg.ClientBase, url: string, sel: TraceSel
     [new Date(firstStart)],
   );
   for (const r of late.rows) warnings.push(`${r.t} was not captured for the whole trace: its rows are taken as they are now`);
+  warnings.push(...(await schemaChanges(c, new Date(firstStart), units, tables)));
 
   const keyed = await c.query<{ table_id: number; k: string; base: string | null }>(
     "WITH u AS (SELECT p.table_id, p.op, p.key, p.old_key, p.old_row, p.xid, p.seq, " +
@@ -290,6 +291,56 @@ export async function readRecording(c: pg.ClientBase, url: string, sel: TraceSel
     originalMs: lastEnd - firstStart,
     warnings,
   };
+}
+
+/**
+ * What tells that the application schema changed since the trace began (the scratch database
+ * is restored with today's schema, not the trace's): application migrations run after the
+ * trace's first invocation (txfn.app_migrations.run_on), and, per table the schedule wrote,
+ * the columns of its first recorded row against the table's columns today (DDL from psql has
+ * no migration). Returns a warning per finding; sets `addedSince` on the tables concerned.
+ */
+async function schemaChanges(c: pg.ClientBase, firstStart: Date, units: Unit[], tables: Map<number, TableInfo>): Promise<string[]> {
+  const warnings: string[] = [];
+  const has = await c.query<{ e: boolean }>("SELECT to_regclass('txfn.app_migrations') IS NOT NULL AS e");
+  if (has.rows[0]!.e) {
+    const m = await c.query<{ name: string; run_on: Date }>(
+      "SELECT name, run_on FROM txfn.app_migrations WHERE run_on > $1::timestamptz ORDER BY run_on, id",
+      [firstStart],
+    );
+    if (m.rows.length) {
+      const names = m.rows.map((r) => r.name);
+      warnings.push(
+        `the application schema changed after the trace began (${firstStart.toISOString()}): migration(s) ` +
+          `${names.slice(0, 5).join(", ")}${names.length > 5 ? ` and ${names.length - 5} more` : ""} ran since; ` +
+          "the scratch database has today's schema, so the replay may differ where they changed a table the trace used",
+      );
+    }
+  }
+  const sample = new Map<number, string>(); // the first recorded row of each table, in xid order
+  for (const u of units) for (const ch of u.changes) if (!sample.has(ch.tableId) && (ch.newRow ?? ch.oldRow) !== null) sample.set(ch.tableId, (ch.newRow ?? ch.oldRow)!);
+  if (sample.size === 0) return warnings;
+  const today = await c.query<{ id: number; cols: string[] }>(
+    "SELECT t.id, array_agg(a.attname::text ORDER BY a.attnum) AS cols FROM txfn.provenance_tables t " +
+      "JOIN pg_attribute a ON a.attrelid = t.relid AND a.attnum > 0 AND NOT a.attisdropped WHERE t.id = ANY($1::int[]) GROUP BY t.id",
+    [[...sample.keys()]],
+  );
+  for (const r of today.rows) {
+    const recorded = new Set(Object.keys(JSON.parse(sample.get(r.id)!) as object));
+    const now = new Set(r.cols);
+    const plus = r.cols.filter((x) => !recorded.has(x));
+    const minus = [...recorded].filter((x) => !now.has(x));
+    if (plus.length === 0 && minus.length === 0) continue;
+    const t = tables.get(r.id);
+    if (plus.length && t) t.addedSince = plus;
+    warnings.push(
+      `${t ? `${t.schema}.${t.name}` : r.id} has another schema today than during the trace:` +
+        (plus.length ? ` column(s) ${plus.join(", ")} added since (left out of the comparison)` : "") +
+        (plus.length && minus.length ? ";" : "") +
+        (minus.length ? ` column(s) ${minus.join(", ")} dropped since (their recorded values cannot be replayed)` : ""),
+    );
+  }
+  return warnings;
 }
 
 /** The provenance registry (table ids are the ones recorded changes name). */

@@ -52,13 +52,13 @@ export function renderReport(r: ReplayReport): string {
     if (listed.length > MAX_LISTED) out.push(`  … and ${listed.length - MAX_LISTED} more (--json lists all)`);
   }
   if (r.finalState.length) {
-    out.push("final state differs from the record:");
+    out.push(`final state differs from the record at the trace's end (${r.finalStateRows} row(s) the replay wrote compared):`);
     for (const d of r.finalState) {
       out.push(`  ${d.table}: ${d.count} row(s)`);
       for (const row of d.rows.slice(0, 5)) out.push(`    ${JSON.stringify(row.key)}: recorded ${JSON.stringify(row.recorded)} → now ${JSON.stringify(row.replayed)}`);
     }
   } else if (!r.until) {
-    out.push("final state: the same as recorded");
+    out.push(`final state: the ${r.finalStateRows} row(s) the replay wrote are as recorded at the trace's end`);
   }
   for (const c of r.checks) {
     if (c.ok) out.push(`check passed: ${c.sql}`);

@@ -9,7 +9,7 @@ import pg from "pg";
 import { build, type Bundle } from "../bundler/index.ts";
 import { deploy } from "../client/index.ts";
 import { ensureSystemSchema } from "../migrations/index.ts";
-import { compareInvocation, finalStateDiff, runChecks } from "./compare.ts";
+import { compareInvocation, finalStateDiff, leaveOutColumns, runChecks } from "./compare.ts";
 import {
   applyUndo,
   copySystemRows,
@@ -22,7 +22,7 @@ import {
   type Scratch,
 } from "./reconstruct.ts";
 import { ReplayError, readRecording, type Recording } from "./record.ts";
-import { runSchedule, type UnitRun } from "./schedule.ts";
+import { missedWarning, runSchedule, type UnitRun } from "./schedule.ts";
 import { readAllChanges } from "./session.ts";
 import type { InvocationResult, Outcome, RecordedInvocation, ReplayReport, RowChange, TraceSelector } from "./types.ts";
 
@@ -209,6 +209,7 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
         doneInvocations += run.unit.invocations.length;
         if (run.unit.invocations.length) o.onProgress?.(doneInvocations, invocationTotal);
         if (!o.stopAtDivergence || mode !== "replay" || diverged) return diverged;
+        leaveOutColumns(rec.tables, [run.unit.changes, run.changes ?? []]);
         diverged = run.unit.invocations.some((inv) => compareInvocation(inv, run, rec.tables).outcome !== "same");
         return diverged;
       },
@@ -217,12 +218,16 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
 
     const t2 = Date.now();
     const replayedChain = await collectChanges(scratch.url, result.runs);
+    leaveOutColumns(rec.tables, [replayedChain, ...rec.units.map((u) => u.changes), ...[...result.runs.values()].map((r) => r.changes ?? [])]);
     const report = buildReport(mode, o, rec, result.runs, scratch, keep, result.stopped || until !== undefined);
     const recordedChain = chain(rec, result.runs);
-    report.finalState = until ? [] : finalStateDiff(recordedChain, replayedChain, rec.tables);
+    const final = until ? { diffs: [], rows: 0 } : finalStateDiff(recordedChain, replayedChain, rec.tables);
+    report.finalState = final.diffs;
+    report.finalStateRows = final.rows;
     report.checks = await runChecks(scratch.url, o.checks ?? []);
     report.stoppedEarly = result.stopped;
-    report.warnings = [...rec.warnings, ...result.warnings];
+    const missed = [...result.runs.values()].map(missedWarning).filter((w): w is string => w !== null);
+    report.warnings = [...rec.warnings, ...result.warnings, ...missed];
     if (version !== null) report.retro = { version, functions: o.functions ?? null };
     if (until) report.until = { invocationId: o.until!, url: scratch.url };
     report.timings = { reconstructMs, runMs, compareMs: Date.now() - t2, originalMs: rec.originalMs };
@@ -317,6 +322,7 @@ function buildReport(
     notReached: rec.invocations.length - compared.length,
     firstDivergence: changed[0] ?? null,
     finalState: [],
+    finalStateRows: 0,
     checks: [],
     stoppedEarly: false,
     warnings: [],

@@ -70,6 +70,8 @@ export interface UnitRun {
   /** why it did not commit */
   failure?: string;
   retries: number;
+  /** re-applied recorded changes (updates, deletes) that found no row to change */
+  missed?: number;
 }
 
 export interface ScheduleResult {
@@ -137,15 +139,25 @@ async function runCommitOrder(o: ScheduleOptions): Promise<ScheduleResult> {
   return { runs, stopped, warnings: [] };
 }
 
-/** The invocations of a trace unit (then its writes outside txfn), or the changes of an external one. */
+/**
+ * The invocations of a trace unit (then its writes outside txfn), or the changes of an external
+ * one. A re-applied change that found no row to change is counted in `run.missed`.
+ */
 async function runBody(s: Session, u: Unit, run: UnitRun, o: ScheduleOptions): Promise<void> {
   if (u.kind === "external") {
-    await s.redo(u.changes, o.tables, o.replicaRole ?? false);
+    run.missed = await s.redo(u.changes, o.tables, o.replicaRole ?? false);
     return;
   }
   for (const inv of u.invocations) run.invocations.set(inv.id, await s.invoke(inv, o.versionFor(inv), o.relaxSerializable));
   const outside = u.changes.filter((ch) => ch.invocationId === null);
-  if (outside.length) await s.redo(outside, o.tables, o.replicaRole ?? false);
+  if (outside.length) run.missed = await s.redo(outside, o.tables, o.replicaRole ?? false);
+}
+
+/** The warning for re-applied changes that found no row (the replay's state differed there), or null. */
+export function missedWarning(run: UnitRun): string | null {
+  if (!run.missed || !run.committed) return null;
+  const what = run.unit.kind === "external" ? "transaction" : "trace transaction";
+  return `${what} ${run.unit.xid}: ${run.missed} re-applied change(s) found no row to change (the replayed state differed from the recorded one there)`;
 }
 
 class SnapshotScheduler {
@@ -169,6 +181,12 @@ class SnapshotScheduler {
   private head = 0;
   /** per unit: trace units not yet started whose snapshot lists it as in progress */
   private readonly xipers: number[];
+  /**
+   * per external unit: the units whose recorded commit came before its own and that last wrote
+   * a row it writes. An external unit is applied only once they are over, so re-applied changes
+   * land on the rows as they were recorded (concurrent re-application would race).
+   */
+  private readonly writtenAfter = new Map<number, number[]>();
   /** finished trace units waiting to commit */
   private readonly finished = new Set<number>();
   private readonly idle: Session[] = [];
@@ -208,6 +226,35 @@ class SnapshotScheduler {
         if (i !== undefined && i !== t) this.xipers[i]!++;
       }
     }
+    if (this.externals.length) this.orderExternalWrites();
+  }
+
+  /** Fills writtenAfter: per external unit, the last earlier-committed writer of each row it writes. */
+  private orderExternalWrites(): void {
+    const byCommit = [...this.units].sort((a, b) => (a.commitUs ?? a.xid) - (b.commitUs ?? b.xid) || a.xid - b.xid);
+    const lastWriter = new Map<string, number>();
+    for (const u of byCommit) {
+      const rows = new Set<string>();
+      for (const ch of u.changes) {
+        rows.add(`${ch.tableId}\u0000${ch.key}`);
+        if (ch.oldKey !== null) rows.add(`${ch.tableId}\u0000${ch.oldKey}`);
+      }
+      if (u.kind === "external") {
+        const before = new Set<number>();
+        for (const r of rows) {
+          const w = lastWriter.get(r);
+          if (w !== undefined) before.add(w);
+        }
+        if (before.size) this.writtenAfter.set(u.index, [...before]);
+      }
+      for (const r of rows) lastWriter.set(r, u.index);
+    }
+  }
+
+  /** Are the units an external unit's rows were last written by (before it, as recorded) over? */
+  private writersDone(i: number): boolean {
+    const before = this.writtenAfter.get(i);
+    return before === undefined || before.every((j) => this.state[j] === St.Done);
   }
 
   private snap(i: number) {
@@ -278,7 +325,7 @@ class SnapshotScheduler {
       for (let k = this.extPtr; k < this.externals.length; k++) {
         const i = this.externals[k]!;
         if (this.units[i]!.xid >= minXmax) break;
-        if (this.state[i] === St.Finished && this.canCommit(i, minXmax)) ready.push(i);
+        if (this.state[i] === St.Finished && this.canCommit(i, minXmax) && this.writersDone(i)) ready.push(i);
       }
       ready.sort((a, b) => (this.units[a]!.commitUs ?? this.units[a]!.xid) - (this.units[b]!.commitUs ?? this.units[b]!.xid));
       for (const i of ready) {
@@ -467,7 +514,13 @@ class SnapshotScheduler {
     if (u.kind === "external") {
       if (s.pid === 0) await s.connect();
       run.scratchXid = (await s.open({ isolation: "read committed", role: null, relax: false })).xid;
-      await runBody(s, u, run, this.o);
+      try {
+        await runBody(s, u, run, this.o);
+      } catch (err) {
+        if (isRetryable(err)) throw err;
+        run.failure = `re-applying its recorded changes failed: ${(err as Error).message}`;
+        this.warnings.push(`transaction ${u.xid} (outside the trace) could not be re-applied: ${(err as Error).message}`);
+      }
     }
     if (run.failure) {
       await s.rollback().catch(() => {});

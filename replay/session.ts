@@ -177,16 +177,24 @@ export class Session {
     }
   }
 
-  /** Re-applies recorded changes (plain SQL of the trace, transactions outside it), with user triggers and FK checks off when allowed. */
-  async redo(changes: RowChange[], tables: Map<number, TableInfo>, replicaRole: boolean): Promise<void> {
-    if (changes.length === 0) return;
+  /**
+   * Re-applies recorded changes (plain SQL of the trace, transactions outside it), with user
+   * triggers and FK checks off when allowed.
+   * @returns the number of changes (updates, deletes) that found no row to change: the scratch
+   *   state was not the recorded one there (the caller warns; the final-state comparison shows it).
+   * @throws the SQL error of a change that cannot be applied (e.g. an insert of a key that exists).
+   */
+  async redo(changes: RowChange[], tables: Map<number, TableInfo>, replicaRole: boolean): Promise<number> {
+    if (changes.length === 0) return 0;
+    let missed = 0;
     if (replicaRole) await this.client.query("SET LOCAL session_replication_role = replica");
     for (const ch of changes) {
       const t = tables.get(ch.tableId);
       if (!t?.exists) continue;
-      await this.redoOne(ch, t);
+      if ((await this.redoOne(ch, t)) === 0) missed++;
     }
     if (replicaRole) await this.client.query("SET LOCAL session_replication_role = origin");
+    return missed;
   }
 
   private async cols(t: TableInfo, name: string): Promise<{ insert: string[]; update: string[] }> {
@@ -194,8 +202,8 @@ export class Session {
     if (!c) {
       const r = await this.client.query<{ a: string; identity: string }>(
         "SELECT quote_ident(attname) AS a, attidentity AS identity FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 " +
-          "AND NOT attisdropped AND attgenerated = '' ORDER BY attnum",
-        [name],
+          "AND NOT attisdropped AND attgenerated = '' AND NOT (attname::text = ANY($2::text[])) ORDER BY attnum",
+        [name, t.addedSince ?? []], // columns added since the trace keep their defaults / today's values
       );
       c = { insert: r.rows.map((x) => x.a), update: r.rows.filter((x) => x.identity !== "a").map((x) => x.a) };
       this.columns.set(t.id, c);
@@ -203,29 +211,35 @@ export class Session {
     return c;
   }
 
-  private async redoOne(ch: RowChange, t: TableInfo): Promise<void> {
+  /** Applies one recorded change; returns the rows it changed. */
+  private async redoOne(ch: RowChange, t: TableInfo): Promise<number> {
     const q = this.client;
     const name = `${q.escapeIdentifier(t.schema)}.${q.escapeIdentifier(t.name)}`;
     const cols = await this.cols(t, name);
+    // A table without a key: the row whose value (less columns added since the trace) is the recorded one.
+    const added = t.addedSince?.length ? ` - ${q.escapeLiteral(`{${t.addedSince.map((x) => JSON.stringify(x)).join(",")}}`)}::text[]` : "";
     const match = (alias: string) =>
       t.keyColumns.length
         ? t.keyColumns.map((k) => `t.${q.escapeIdentifier(k)} = ${alias}.${q.escapeIdentifier(k)}`).join(" AND ")
-        : `t.ctid = (SELECT ctid FROM ${name} z WHERE to_jsonb(z) = $2::jsonb LIMIT 1)`;
+        : `t.ctid = (SELECT ctid FROM ${name} z WHERE (to_jsonb(z)${added}) = $2::jsonb LIMIT 1)`;
     if (ch.op === "I") {
-      await q.query(
+      const r = await q.query(
         `INSERT INTO ${name} (${cols.insert.join(", ")}) OVERRIDING SYSTEM VALUE SELECT ${cols.insert.map((x) => `r.${x}`).join(", ")} ` +
           `FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r`,
         [ch.newRow],
       );
+      return r.rowCount ?? 0;
     } else if (ch.op === "U") {
       const set = cols.update.length === 1
         ? `${cols.update[0]} = (SELECT r.${cols.update[0]} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`
         : `(${cols.update.join(", ")}) = (SELECT ${cols.update.map((x) => `r.${x}`).join(", ")} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`;
       const where = t.keyColumns.length ? `FROM jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
-      await q.query(`UPDATE ${name} t SET ${set} ${where}`, [ch.newRow, ch.oldKey ?? (t.keyColumns.length ? ch.key : ch.oldRow)]);
+      const r = await q.query(`UPDATE ${name} t SET ${set} ${where}`, [ch.newRow, ch.oldKey ?? (t.keyColumns.length ? ch.key : ch.oldRow)]);
+      return r.rowCount ?? 0;
     } else {
       const where = t.keyColumns.length ? `USING jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
-      await q.query(`DELETE FROM ${name} t ${where.replace("$2", "$1")}`, [ch.key]);
+      const r = await q.query(`DELETE FROM ${name} t ${where.replace("$2", "$1")}`, [ch.key]);
+      return r.rowCount ?? 0;
     }
   }
 

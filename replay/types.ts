@@ -85,6 +85,12 @@ export interface TableInfo {
   name: string;
   keyColumns: string[];
   exists: boolean;
+  /**
+   * Columns the table has today that its rows recorded during the trace lack (added since; the
+   * scratch database has today's schema): undo and redo leave them to their defaults, matching
+   * and comparison leave them out.
+   */
+  addedSince?: string[];
 }
 
 /** What `txfn replay`/`txfn retro` report per invocation (R3's retroaction categories). */
@@ -160,7 +166,14 @@ export interface ReplayReport {
   /** Invocations whose outcome is not "same", in start order (all of them with `all`). */
   invocations: InvocationResult[];
   firstDivergence: InvocationResult | null;
+  /**
+   * Rows whose state differs at the trace's end: the record as of the trace's last transaction
+   * against the replay, over every row the replay's transactions (trace and re-applied) wrote
+   * on either side — not today's rows (compare.ts finalStateDiff).
+   */
   finalState: TableDiff[];
+  /** rows compared for finalState */
+  finalStateRows: number;
   checks: CheckResult[];
   until?: { invocationId: string; url: string };
   stoppedEarly: boolean;
