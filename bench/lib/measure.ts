@@ -58,25 +58,36 @@ export function childPids(parent: number): number[] {
   return out;
 }
 
+/** CPU time so far of a PostgreSQL server's processes, µs per pid (see serverCpu / serverCpuSince). */
+export type ServerCpuSample = Map<number, number>;
+
 /**
- * CPU time a PostgreSQL server spends, in µs, summed over the postmaster and its children alive
- * now (backends, WAL writer, checkpointer, autovacuum). Call it at the start and end of a
- * measurement and pass the start's pids to the end call so the same processes are compared (a
- * process that exits in between is dropped from both). Null when the server is not on this machine.
+ * CPU time so far, µs, of each process of a PostgreSQL server: the postmaster and its children
+ * alive now (backends, WAL writer, checkpointer, autovacuum). Null when the server is not on
+ * this machine. Take one at the start of a measurement and give it to serverCpuSince at the end.
  */
-export function serverCpu(postmasterPid: number | null, pids?: readonly number[]): { us: number; pids: number[] } | null {
+export function serverCpu(postmasterPid: number | null): ServerCpuSample | null {
   if (postmasterPid === null) return null;
-  const now = [postmasterPid, ...childPids(postmasterPid)];
-  const keep = pids ? now.filter((p) => pids.includes(p)) : now;
-  let us = 0;
-  const alive: number[] = [];
-  for (const pid of keep) {
+  const out: ServerCpuSample = new Map();
+  for (const pid of [postmasterPid, ...childPids(postmasterPid)]) {
     const t = processCpuUs(pid);
-    if (t === null) continue;
-    us += t;
-    alive.push(pid);
+    if (t !== null) out.set(pid, t);
   }
-  return { us, pids: alive };
+  return out;
+}
+
+/**
+ * µs of CPU the server's processes used since `start`, summed over those alive at both ends (a
+ * process that exits in between, such as an autovacuum worker, is left out of both ends).
+ */
+export function serverCpuSince(start: ServerCpuSample, postmasterPid: number): number {
+  let us = 0;
+  const now = serverCpu(postmasterPid)!;
+  for (const [pid, t0] of start) {
+    const t1 = now.get(pid);
+    if (t1 !== undefined && t1 >= t0) us += t1 - t0;
+  }
+  return us;
 }
 
 /** Busy and total CPU time of the whole machine so far, in µs (from /proc/stat; all cores summed). */

@@ -15,7 +15,7 @@ import { spawn, spawnSync } from "node:child_process";
 import { mkdirSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { backendCpuUs, serverCpu } from "../lib/measure.ts";
+import { backendCpuUs, serverCpu, serverCpuSince } from "../lib/measure.ts";
 import { startThrowawayCluster } from "../../test/support/throwaway-cluster.ts";
 import { Terminal } from "./inputs.ts";
 import type { SqlStyle } from "./logic.ts";
@@ -136,13 +136,12 @@ async function main(): Promise<void> {
       const t0 = performance.now();
       await load(Number(args.seconds) * 1000);
       const wall = (performance.now() - t0) / 1000;
-      const s1 = serverCpu(postmaster, s0.pids)!;
+      const serverUs = serverCpuSince(s0, postmaster) / n;
       const b1 = backendCpuUs(pids)!;
       perf.kill("SIGINT");
       await new Promise((r) => perf.on("exit", r));
       for (const c of conns) c.release();
       // perf's shares are of the serving backends' samples: scale them by the backends' CPU per transaction.
-      const serverUs = (s1.us - s0.us) / n;
       const backendUs = (b1 - b0) / n;
       const libs = byLibrary(file);
       const fns = byFunction(file);
