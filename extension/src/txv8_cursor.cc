@@ -8,8 +8,9 @@ extern "C" {
 #include "utils/portal.h"
 }
 
+/* direct: opened by a plan prepared with { subtransaction: false }; fetch and move run without one too. */
 v8::Local<v8::Object>
-txv8_cursor_new(Portal portal)
+txv8_cursor_new(Portal portal, bool direct)
 {
 	v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
 	v8::Local<v8::Object> obj;
@@ -17,17 +18,21 @@ txv8_cursor_new(Portal portal)
 	if (!txv8_template(TXV8_TEMPLATE_CURSOR)->InstanceTemplate()->NewInstance(ctx).ToLocal(&obj))
 		throw txv8_js_thrown();
 	obj->SetInternalField(0, txv8_string_from_server(portal->name, (int) strlen(portal->name)));
+	obj->SetInternalField(1, v8::Boolean::New(txv8_isolate, direct));
 	return obj;
 }
 
 /* The portal behind `this`; a foreign receiver, a closed cursor or a finished transaction: "cannot find cursor". */
 static Portal
-txv8_cursor_portal(const v8::FunctionCallbackInfo<v8::Value> &info)
+txv8_cursor_portal(const v8::FunctionCallbackInfo<v8::Value> &info, bool *direct = nullptr)
 {
 	v8::Local<v8::Object> self = info.This();
 
-	if (!txv8_template(TXV8_TEMPLATE_CURSOR)->HasInstance(self) || self->InternalFieldCount() < 1)
+	if (!txv8_template(TXV8_TEMPLATE_CURSOR)->HasInstance(self) || self->InternalFieldCount() < 2)
 		txv8_throw_error("cannot find cursor");
+	txv8_refuse_if_failed();
+	if (direct != nullptr)
+		*direct = self->GetInternalField(1)->IsTrue();
 	v8::Local<v8::Value> name = self->GetInternalField(0);
 
 	if (!name->IsString())
@@ -47,7 +52,8 @@ void
 txv8_cursor_fetch(const v8::FunctionCallbackInfo<v8::Value> &info)
 {
 	txv8_callback([&] {
-		Portal		portal = txv8_cursor_portal(info);
+		bool		direct;
+		Portal		portal = txv8_cursor_portal(info, &direct);
 		bool		single = info.Length() < 1 || info[0]->IsUndefined();
 		int64		n = 1;
 
@@ -62,7 +68,7 @@ txv8_cursor_fetch(const v8::FunctionCallbackInfo<v8::Value> &info)
 		long		count = (long) (n < 0 ? -n : n);
 		v8::Local<v8::Value> result;
 
-		txv8_subxact([&] {
+		txv8_statement(direct, [&] {
 			txv8_scratch scratch;
 
 			txv8_pg([&] {
@@ -90,7 +96,8 @@ void
 txv8_cursor_move(const v8::FunctionCallbackInfo<v8::Value> &info)
 {
 	txv8_callback([&] {
-		Portal		portal = txv8_cursor_portal(info);
+		bool		direct;
+		Portal		portal = txv8_cursor_portal(info, &direct);
 
 		if (info.Length() < 1)
 			return;
@@ -98,7 +105,7 @@ txv8_cursor_move(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 		if (!info[0]->IntegerValue(txv8_isolate->GetCurrentContext()).To(&n))
 			throw txv8_js_thrown();
-		txv8_subxact([&] {
+		txv8_statement(direct, [&] {
 			txv8_pg([&] { SPI_cursor_move(portal, n >= 0, (long) (n < 0 ? -n : n)); });
 		});
 	});

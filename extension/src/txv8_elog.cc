@@ -1,6 +1,11 @@
 /* txv8_elog.cc: JS exception -> PostgreSQL ERROR (message, SQLSTATE, DETAIL, HINT, CONTEXT with the JS stack) and back. */
 #include "txv8_elog.h"
+#include "txv8_spi.h"
 #include "txv8_typeio.h"
+
+extern "C" {
+#include "utils/timeout.h"
+}
 
 #include <string>
 #include <unordered_map>
@@ -235,6 +240,55 @@ txv8_set_uncatchable(ErrorData *edata)
 		}
 	}
 	txv8_request_terminate();
+}
+
+ErrorData *
+txv8_edata_copy_located(ErrorData *edata)
+{
+	ErrorData  *c = txv8_edata_copy(edata, TopMemoryContext);
+	std::string where = txv8_current_location();
+
+	c->elevel = ERROR;
+	c->cursorpos = 0;			/* a position in the inner statement's text, not the caller's */
+	if (!where.empty())
+	{
+		MemoryContext old = MemoryContextSwitchTo(TopMemoryContext);
+		char	   *ctx = c->context ? psprintf("%s\n%s", c->context, where.c_str()) : pstrdup(where.c_str());
+
+		MemoryContextSwitchTo(old);
+		if (c->context)
+			pfree(c->context);
+		c->context = ctx;
+	}
+	return c;
+}
+
+void
+txv8_throw_failed(txv8_scope *scope)
+{
+	ErrorData  *orig = scope->failed;
+	ErrorData	e;
+	std::string msg = "current transaction is aborted, commands ignored until end of transaction block "
+		"(an earlier statement failed: ";
+
+	msg += orig->message ? orig->message : "unknown error";
+	msg += ")";
+	memset(&e, 0, sizeof(e));
+	e.elevel = ERROR;
+	e.sqlerrcode = ERRCODE_IN_FAILED_SQL_TRANSACTION;
+	e.message = (char *) msg.c_str();
+	e.detail = (char *) "It ran without a subtransaction, so only rolling back the enclosing "
+		"plv8.subtransaction() (or the whole call) can undo it.";
+	e.hint = (char *) "To catch an SQL error and go on, run the statement inside plv8.subtransaction(), "
+		"like a PL/pgSQL block with an EXCEPTION clause.";
+
+	v8::Local<v8::Value> err = txv8_error_from_edata(&e);
+
+	if (scope->error != nullptr)
+		txv8_discard(err.As<v8::Object>()->CreateDataProperty(txv8_isolate->GetCurrentContext(),
+															  txv8_string_internal("cause"),
+															  scope->error->Get(txv8_isolate)));
+	txv8_throw_value(err);
 }
 
 void
@@ -525,11 +579,74 @@ txv8_capture(v8::TryCatch &tc, txv8_outcome *out)
 	}
 }
 
+/*
+ * The call's scope was failed by a statement without a subtransaction, and nothing rolled
+ * it back: the call must end with that original error, whatever JS did afterwards (caught
+ * it and returned, threw something else). What a termination raises keeps precedence (an
+ * uncatchable error caught from SQL, the heap limit; a cancel is reported as a cancel by
+ * txv8_outcome_raise). When the JS let the very Error it was handed escape, the ordinary
+ * JS path reports it (with its JS stack). Only V8 and memory are touched here.
+ */
+void
+txv8_failed_outcome(txv8_scope *scope, v8::TryCatch &tc, txv8_outcome *out)
+{
+	ErrorData  *failed = scope->failed;
+	bool		same = out->js != nullptr && scope->error != nullptr && tc.HasCaught() && !tc.HasTerminated() &&
+		tc.Exception()->StrictEquals(scope->error->Get(txv8_isolate));
+
+	scope->failed = nullptr;
+	txv8_scope_forget(scope);
+	txv8_raising_failed = true;
+	if ((out->terminated && (txv8_pending != nullptr || out->oom)) || same)
+	{
+		FreeErrorData(failed);
+		return;
+	}
+	out->edata = nullptr;
+	out->js = nullptr;
+	out->failed = failed;
+}
+
 /* ---------- raising, once no V8 scope is live ---------- */
+
+/*
+ * A failed call's original error; or, when a cancel terminated the JS meanwhile, the cancel.
+ * ProcessInterrupts() is not called for it (it may do more than raise the cancel, and
+ * PostgreSQL's state waits for the rollback): its cancel branch is repeated instead, minus
+ * LockErrorCleanup(), which the rollback does.
+ */
+static void
+txv8_raise_failed(txv8_outcome *out)
+{
+	ErrorData  *e = txv8_edata_copy(out->failed, CurrentMemoryContext);
+
+	FreeErrorData(out->failed);
+	out->failed = nullptr;
+	if (out->terminated && QueryCancelPending)
+	{
+		bool		lock = get_timeout_indicator(LOCK_TIMEOUT, true);
+		bool		stmt = get_timeout_indicator(STATEMENT_TIMEOUT, true);
+
+		if (lock && stmt && get_timeout_finish_time(STATEMENT_TIMEOUT) < get_timeout_finish_time(LOCK_TIMEOUT))
+			lock = false;
+		QueryCancelPending = false;
+		ereport(ERROR,
+				(errcode(lock ? ERRCODE_LOCK_NOT_AVAILABLE : ERRCODE_QUERY_CANCELED),
+				 errmsg(lock ? "canceling statement due to lock timeout" :
+						stmt ? "canceling statement due to statement timeout" :
+						"canceling statement due to user request"),
+				 errdetail_internal("The function had already failed: %s", e->message ? e->message : "unknown error")));
+	}
+	ThrowErrorData(e);
+	pg_unreachable();
+}
 
 void
 txv8_outcome_raise(txv8_outcome *out)
 {
+	txv8_raising_failed = false;
+	if (out->failed != nullptr)
+		txv8_raise_failed(out);
 	if (out->terminated)
 	{
 		if (txv8_pending != nullptr)

@@ -39,6 +39,18 @@ bool		txv8_error_is_uncatchable(ErrorData *edata);
 void		txv8_set_uncatchable(ErrorData *edata);
 [[noreturn]] void txv8_throw_uncatchable(ErrorData *edata);
 
+/*
+ * A copy of edata (ERROR level, in TopMemoryContext) with the JS line that made the failing
+ * call appended to its CONTEXT: what a failed scope keeps until it is rolled back.
+ */
+ErrorData  *txv8_edata_copy_located(ErrorData *edata);
+
+/*
+ * The error every SPI-touching plv8.* call throws while the innermost scope is failed
+ * (SQLSTATE 25P02, naming the original error; `cause` is the original JS Error). Catchable.
+ */
+[[noreturn]] void txv8_throw_failed(txv8_scope *scope);
+
 /* Plain JS exceptions raised by txv8 itself (always catchable). */
 [[noreturn]] void txv8_throw_error(const char *fmt, ...) pg_attribute_printf(1, 2);
 [[noreturn]] void txv8_throw_value(v8::Local<v8::Value> v);

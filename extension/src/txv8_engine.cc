@@ -30,6 +30,7 @@ char	   *txv8_start_proc = nullptr;
 int			txv8_memory_limit = 256;
 char	   *txv8_v8_flags = nullptr;
 volatile bool txv8_oom_hit = false;
+bool		txv8_raising_failed = false;
 
 static v8::Platform *txv8_platform = nullptr;	/* never freed: threads must outlive exit() */
 static pthread_t txv8_main_thread;
@@ -325,7 +326,11 @@ txv8_context_free(txv8_context *ctx)
 static void
 txv8_isolate_dispose(void)
 {
-	elog(LOG_SERVER_ONLY, "Disposing of a dead isolate for: %s", GetUserNameFromId(GetUserId(), true));
+	/* no catalog lookup while a failed call's state waits for its rollback */
+	if (txv8_raising_failed)
+		elog(LOG_SERVER_ONLY, "Disposing of a dead isolate for user %u", GetUserId());
+	else
+		elog(LOG_SERVER_ONLY, "Disposing of a dead isolate for: %s", GetUserNameFromId(GetUserId(), true));
 	txv8_procedure_forget_all();
 	txv8_exec_forget_all();
 	txv8_spi_forget_all();

@@ -46,11 +46,42 @@ bool		txv8_termination_requested(void);
 void		txv8_terminate_now(void);	/* from a callback: terminate before returning to JS */
 extern volatile bool txv8_oom_hit;
 
+/*
+ * What a statement run without a subtransaction fails when it raises an SQL error (see
+ * "Statements without a subtransaction" in txv8_spi.h): the innermost plv8.subtransaction()
+ * frame, or the whole call (txv8_frame) when there is none. Scopes are stacked across
+ * nested calls (JS -> SQL -> JS); txv8_scope_top is the innermost.
+ */
+struct txv8_scope
+{
+	txv8_scope *prev;
+	ErrorData  *failed;			/* the error that failed it (TopMemoryContext), or NULL */
+	v8::Global<v8::Value> *error;	/* the JS Error handed to JS for it (while failed) */
+};
+
+extern txv8_scope *txv8_scope_top;
+
+void		txv8_scope_forget(txv8_scope *s);	/* drop what a failed scope kept (txv8_spi.cc) */
+
+/* Is the innermost scope failed? Then PostgreSQL's state waits for a rollback: touch nothing. */
+static inline bool
+txv8_failed(void)
+{
+	return txv8_scope_top != nullptr && txv8_scope_top->failed != nullptr;
+}
+
+/*
+ * Set from the moment a failed call's scope is left until its error is raised: PostgreSQL's
+ * state still waits for the rollback that raising the error leads to.
+ */
+extern bool txv8_raising_failed;
+
 /* The invocation record of txv8_exec.h; txv8_execute pushes it for the duration of the body. */
 struct txv8_frame;
 void		txv8_frame_enter(txv8_frame *f);
 void		txv8_frame_leave(txv8_frame *f);
 void		txv8_frame_finish(txv8_frame *f);	/* after success: disconnect SPI if it was used */
+txv8_scope *txv8_frame_scope(txv8_frame *f);
 
 /* How a JS execution ended; raised as a PostgreSQL ERROR by txv8_outcome_raise(). */
 struct txv8_js_error;
@@ -58,6 +89,7 @@ struct txv8_outcome
 {
 	ErrorData  *edata;			/* a PostgreSQL error caught by a guard */
 	txv8_js_error *js;			/* a captured JS exception */
+	ErrorData  *failed;			/* the original error of a failed call (TopMemoryContext) */
 	bool		terminated;		/* execution was terminated (cancel, timeout, memory, ...) */
 	bool		oom;			/* the heap limit was hit */
 };
@@ -71,6 +103,8 @@ class txv8_entry
 };
 
 void		txv8_capture(v8::TryCatch &tc, txv8_outcome *out);	/* txv8_elog.cc; never throws */
+/* The call's scope failed: decide what to raise (txv8_elog.cc; inside the scopes; never throws). */
+void		txv8_failed_outcome(txv8_scope *scope, v8::TryCatch &tc, txv8_outcome *out);
 void		txv8_outcome_raise(txv8_outcome *out);	/* txv8_elog.cc; returns only if nothing failed */
 void		txv8_after_call(void);	/* microtasks, unhandled rejections (outermost call only) */
 
@@ -123,7 +157,7 @@ txv8_execute(txv8_context *ctx, txv8_frame *frame, F &&body)
 		try
 		{
 			body();
-			if (txv8_depth == 1)
+			if (txv8_depth == 1 && !txv8_failed())
 				txv8_after_call();
 		}
 		catch (txv8_pg_error &e)
@@ -142,8 +176,12 @@ txv8_execute(txv8_context *ctx, txv8_frame *frame, F &&body)
 			out.oom = true;
 			out.terminated = true;
 		}
+		txv8_scope *scope = txv8_frame_scope(frame);
+
+		if (unlikely(scope->failed != nullptr))
+			txv8_failed_outcome(scope, tc, &out);
 	}
-	if (out.edata == nullptr && out.js == nullptr && !out.terminated)
+	if (out.edata == nullptr && out.js == nullptr && out.failed == nullptr && !out.terminated)
 		txv8_frame_finish(frame);
 	txv8_outcome_raise(&out);
 }

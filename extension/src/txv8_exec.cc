@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "txv8_elog.h"
+#include "txv8_spi.h"
 
 extern "C" {
 #include "utils/acl.h"
@@ -12,18 +13,29 @@ extern "C" {
 }
 
 txv8_frame *txv8_current_frame = nullptr;
+txv8_scope *txv8_scope_top = nullptr;
 
 void
 txv8_frame_enter(txv8_frame *f)
 {
 	f->prev = txv8_current_frame;
 	txv8_current_frame = f;
+	f->scope.prev = txv8_scope_top;
+	txv8_scope_top = &f->scope;
 }
 
 void
 txv8_frame_leave(txv8_frame *f)
 {
 	txv8_current_frame = f->prev;
+	txv8_scope_top = f->scope.prev;
+	txv8_scope_forget(&f->scope);	/* nothing left normally: txv8_failed_outcome took it */
+}
+
+txv8_scope *
+txv8_frame_scope(txv8_frame *f)
+{
+	return &f->scope;
 }
 
 /*
@@ -36,6 +48,7 @@ txv8_spi_connect(void)
 {
 	txv8_frame *f = txv8_current_frame;
 
+	txv8_refuse_if_failed();	/* every SQL-running plv8.* call comes here first */
 	if (f == nullptr || f->spi_connected)
 		return;
 	MemoryContext cxt = CurrentMemoryContext;
@@ -261,6 +274,7 @@ txv8_exec_return_next(v8::Local<v8::Value> v)
 
 	if (f == nullptr || f->tupstore == nullptr)
 		txv8_throw_error("return_next called in context that cannot accept a set");
+	txv8_refuse_if_failed();	/* the tuplestore may spill to a file (resource owner) */
 	txv8_srf_put(f, v);
 }
 
@@ -392,6 +406,8 @@ txv8_exec_function(FunctionCallInfo fcinfo, MemoryContext retcxt, bool nonatomic
 
 		if (!fn->Call(context, txv8_callsite_receiver(cs, ctx), n, argv).ToLocal(&r))
 			throw txv8_js_thrown();
+		if (frame.scope.failed != nullptr)
+			return;				/* the call fails with its original error: convert nothing */
 		if (proc->retset)
 			txv8_srf_return(&frame, r);
 		else if (cs->result != nullptr)

@@ -27,6 +27,7 @@ struct txv8_callsite
 /* One JS invocation in progress (stacked: JS -> SQL -> JS). */
 struct txv8_frame
 {
+	txv8_scope	scope;			/* failed by a statement without a subtransaction (txv8_spi.h) */
 	txv8_frame *prev;
 	FunctionCallInfo fcinfo;
 	txv8_proc  *proc;			/* NULL for DO blocks */

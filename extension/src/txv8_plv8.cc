@@ -211,7 +211,7 @@ txv8_templates_init(void)
 	txv8_method(plan->PrototypeTemplate(), "free", txv8_plan_free);
 	txv8_templates[TXV8_TEMPLATE_PLAN].Reset(txv8_isolate, plan);
 
-	v8::Local<v8::FunctionTemplate> cursor = txv8_class("Cursor", 1);
+	v8::Local<v8::FunctionTemplate> cursor = txv8_class("Cursor", 2);
 
 	txv8_method(cursor->PrototypeTemplate(), "fetch", txv8_cursor_fetch);
 	txv8_method(cursor->PrototypeTemplate(), "move", txv8_cursor_move);

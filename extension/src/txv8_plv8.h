@@ -23,4 +23,4 @@ void		txv8_window_get_object(const v8::FunctionCallbackInfo<v8::Value> &info);
 void		txv8_window_methods(v8::Local<v8::FunctionTemplate> tmpl);
 
 #define TXV8_PLV8_VERSION "3.2.2"		/* the plv8 release whose API txv8 implements */
-#define TXV8_VERSION "1.0"
+#define TXV8_VERSION "1.1"		/* 1.1: plv8.prepare(sql, types, { subtransaction: false }) */

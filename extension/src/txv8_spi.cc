@@ -10,6 +10,7 @@
 #include "txv8_plv8.h"
 
 extern "C" {
+#include "storage/lwlock.h"
 #include "parser/analyze.h"
 #include "parser/parse_param.h"
 #include "parser/parse_type.h"
@@ -58,6 +59,61 @@ txv8_subxact_abort(txv8_subxact_state *s)
 	}
 	MemoryContextSwitchTo(s->cxt);
 	CurrentResourceOwner = s->owner;
+}
+
+/* ---------- statements without a subtransaction (see txv8_spi.h) ---------- */
+
+void
+txv8_direct_begin(txv8_direct_state *s)
+{
+	txv8_spi_connect();			/* refuses while the innermost scope is failed */
+	s->cxt = CurrentMemoryContext;
+	s->owner = CurrentResourceOwner;
+	s->ectx = error_context_stack;
+	error_context_stack = NULL; /* the error's context: only what happened inside */
+}
+
+void
+txv8_direct_end(txv8_direct_state *s)
+{
+	error_context_stack = s->ectx;
+	MemoryContextSwitchTo(s->cxt);
+	CurrentResourceOwner = s->owner;
+}
+
+void
+txv8_direct_fail(txv8_direct_state *s, ErrorData *edata)
+{
+	txv8_scope *scope = txv8_scope_top;
+
+	txv8_direct_end(s);
+	LWLockReleaseAll();			/* idempotent; the rollback would do it first too */
+	if (scope != nullptr && scope->failed == nullptr)
+		scope->failed = txv8_edata_copy_located(edata);
+	if (scope == nullptr || txv8_error_is_uncatchable(edata))
+		txv8_throw_uncatchable(edata);
+
+	v8::Local<v8::Value> err = txv8_error_from_edata(edata);
+
+	scope->error = new v8::Global<v8::Value>(txv8_isolate, err);
+	txv8_isolate->ThrowException(err);
+	throw txv8_js_thrown();
+}
+
+void
+txv8_scope_forget(txv8_scope *s)
+{
+	if (s->error != nullptr)
+	{
+		s->error->Reset();
+		delete s->error;
+		s->error = nullptr;
+	}
+	if (s->failed != nullptr)
+	{
+		FreeErrorData(s->failed);
+		s->failed = nullptr;
+	}
 }
 
 /* ---------- shared pieces ---------- */
@@ -366,6 +422,8 @@ struct txv8_plan
 {
 	SPIPlanPtr	plan;			/* NULL after free() */
 	int			nargs;			/* -1 after free(), as plv8 reports it */
+	bool		direct;			/* { subtransaction: false }: statements run without one */
+	bool		counted;		/* its external memory was reported to the current isolate */
 	txv8_typeinfo **params;
 	txv8_rowconv *rowconv;
 	MemoryContext mcxt;
@@ -374,6 +432,14 @@ struct txv8_plan
 
 static std::unordered_set<txv8_plan *> *txv8_plans;
 static std::vector<txv8_plan *> txv8_unreachable;
+static std::vector<SPIPlanPtr> txv8_deferred_frees;	/* free() while a scope was failed */
+
+/* PostgreSQL's state waits for a rollback: plans must not be freed now (SPI_freeplan touches the plan cache). */
+static bool
+txv8_must_defer(void)
+{
+	return txv8_failed() || txv8_raising_failed;
+}
 
 /*
  * What a saved plan costs outside the JS heap, told to V8 so that a script preparing
@@ -387,7 +453,7 @@ txv8_plan_destroy(txv8_plan *p)
 	if (p->plan)
 	{
 		SPI_freeplan(p->plan);
-		if (txv8_isolate)
+		if (txv8_isolate && p->counted)
 			txv8_isolate->AdjustAmountOfExternalAllocatedMemory(-txv8_plan_external_bytes);
 	}
 	MemoryContextDelete(p->mcxt);
@@ -407,24 +473,67 @@ txv8_plan_weak(const v8::WeakCallbackInfo<txv8_plan> &data)
 void
 txv8_spi_release_unreachable(void)
 {
+	if (txv8_must_defer())
+		return;
 	for (txv8_plan *p : txv8_unreachable)
 		txv8_plan_destroy(p);
 	txv8_unreachable.clear();
+	for (SPIPlanPtr plan : txv8_deferred_frees)
+		SPI_freeplan(plan);
+	txv8_deferred_frees.clear();
 }
 
+/* The isolate goes: every plan is freed, or queued for freeing once PostgreSQL's state allows. */
 void
 txv8_spi_forget_all(void)
 {
-	txv8_spi_release_unreachable();
 	if (txv8_plans == nullptr)
 		return;
 	std::vector<txv8_plan *> all(txv8_plans->begin(), txv8_plans->end());
+	std::unordered_set<txv8_plan *> queued(txv8_unreachable.begin(), txv8_unreachable.end());
 
 	for (txv8_plan *p : all)
 	{
 		p->self.Reset();
-		txv8_plan_destroy(p);
+		p->counted = false;
+		if (!queued.count(p))
+			txv8_unreachable.push_back(p);
 	}
+	txv8_spi_release_unreachable();
+}
+
+/*
+ * The options object of prepare (a txv8 extension; plv8 ignores it): { subtransaction:
+ * false } makes the plan's execute() and cursor() (and that cursor's fetch/move) run
+ * without a subtransaction of their own. Returns whether they do.
+ */
+static bool
+txv8_prepare_direct(v8::Local<v8::Object> opts)
+{
+	v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
+	v8::Local<v8::Array> keys;
+	bool		direct = false;
+
+	if (!opts->GetOwnPropertyNames(ctx).ToLocal(&keys))
+		throw txv8_js_thrown();
+	for (uint32 i = 0; i < keys->Length(); i++)
+	{
+		v8::Local<v8::Value> k,
+					v;
+
+		if (!keys->Get(ctx, i).ToLocal(&k) || !opts->Get(ctx, k).ToLocal(&v))
+			throw txv8_js_thrown();
+		v8::String::Utf8Value name(txv8_isolate, k);
+
+		if (*name == nullptr || strcmp(*name, "subtransaction") != 0)
+			txv8_throw_error("plv8.prepare: unknown option \"%s\" (known: subtransaction)", *name ? *name : "?");
+		if (v->IsUndefined())
+			continue;
+		if (!v->IsBoolean())
+			txv8_throw_error("plv8.prepare: option subtransaction must be a boolean");
+		direct = !v->IsTrue();
+	}
+	return direct;
 }
 
 void
@@ -434,11 +543,35 @@ txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
 		if (info.Length() < 1)
 			return;
 		std::vector<v8::Local<v8::Value>> typenames;
+		int			last = info.Length();
+		bool		direct = false;
 
-		/* prepare(sql, ['int', 'text']) or prepare(sql, 'int', 'text') */
-		txv8_spi_release_unreachable();	/* plans collected meanwhile: nothing can be using them */
+		/*
+		 * prepare(sql, ['int', 'text']) or prepare(sql, 'int', 'text'), optionally followed by
+		 * an options object: prepare(sql, types, { subtransaction: false }), where types may
+		 * also be [], null or undefined (parameter types deduced).
+		 */
 		txv8_spi_connect();
-		txv8_spi_collect_args(info, 1, typenames);
+		txv8_spi_release_unreachable();	/* plans collected meanwhile: nothing can be using them */
+		if (last >= 2 && info[last - 1]->IsObject() && !info[last - 1]->IsArray() &&
+			!info[last - 1]->IsStringObject())
+		{
+			direct = txv8_prepare_direct(info[last - 1].As<v8::Object>());
+			last--;
+		}
+		if (last == 2 && info[1]->IsArray())
+		{
+			v8::Local<v8::Array> a = info[1].As<v8::Array>();
+			v8::Local<v8::Context> ctx = txv8_isolate->GetCurrentContext();
+
+			typenames.resize(a->Length());
+			for (uint32 i = 0; i < a->Length(); i++)
+				if (!a->Get(ctx, i).ToLocal(&typenames[i]))
+					throw txv8_js_thrown();
+		}
+		else if (!(last == 2 && info[1]->IsNullOrUndefined()))
+			for (int i = 1; i < last; i++)
+				typenames.push_back(info[i]);
 
 		MemoryContext volatile mcxt = nullptr;
 
@@ -446,6 +579,7 @@ txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
 		txv8_plan  *p = new txv8_plan();
 
 		p->mcxt = mcxt;
+		p->direct = direct;
 		if (txv8_plans == nullptr)
 			txv8_plans = new std::unordered_set<txv8_plan *>();
 		txv8_plans->insert(p);
@@ -506,6 +640,7 @@ txv8_spi_prepare(const v8::FunctionCallbackInfo<v8::Value> &info)
 		}
 		obj->SetAlignedPointerInInternalField(0, p);
 		txv8_isolate->AdjustAmountOfExternalAllocatedMemory(txv8_plan_external_bytes);
+		p->counted = true;
 		p->self.Reset(txv8_isolate, obj);
 		p->self.SetWeak(p, txv8_plan_weak, v8::WeakCallbackType::kParameter);
 		info.GetReturnValue().Set(obj);
@@ -544,7 +679,7 @@ txv8_plan_execute(const v8::FunctionCallbackInfo<v8::Value> &info)
 		bool		ro = txv8_spi_read_only();
 		v8::Local<v8::Value> result;
 
-		txv8_subxact([&] {
+		txv8_statement(p->direct, [&] {
 			txv8_scratch scratch;
 			Datum	   *values;
 			char	   *nulls;
@@ -573,7 +708,7 @@ txv8_plan_cursor(const v8::FunctionCallbackInfo<v8::Value> &info)
 		bool		ro = txv8_spi_read_only();
 		Portal volatile portal = nullptr;
 
-		txv8_subxact([&] {
+		txv8_statement(p->direct, [&] {
 			txv8_scratch scratch;
 			Datum	   *values;
 			char	   *nulls;
@@ -584,7 +719,7 @@ txv8_plan_cursor(const v8::FunctionCallbackInfo<v8::Value> &info)
 				MemoryContextSwitchTo(scratch.cxt);
 			});
 		});
-		info.GetReturnValue().Set(txv8_cursor_new(portal));
+		info.GetReturnValue().Set(txv8_cursor_new(portal, p->direct));
 	});
 }
 
@@ -596,9 +731,14 @@ txv8_plan_free(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 		if (p->plan)
 		{
-			SPI_freeplan(p->plan);
+			if (txv8_must_defer())
+				txv8_deferred_frees.push_back(p->plan);
+			else
+				SPI_freeplan(p->plan);
 			p->plan = nullptr;
-			txv8_isolate->AdjustAmountOfExternalAllocatedMemory(-txv8_plan_external_bytes);
+			if (p->counted)
+				txv8_isolate->AdjustAmountOfExternalAllocatedMemory(-txv8_plan_external_bytes);
+			p->counted = false;
 		}
 		p->nargs = -1;
 		info.GetReturnValue().Set(0);
@@ -607,7 +747,12 @@ txv8_plan_free(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 /* ---------- plv8.subtransaction, commit, rollback ---------- */
 
-/* fn() in a subtransaction: committed if it returns, rolled back if it throws (the exception is rethrown unchanged). */
+/*
+ * fn() in a subtransaction: committed if it returns, rolled back if it throws (the exception
+ * is rethrown unchanged). It is also a scope for statements without a subtransaction: one
+ * that failed inside fails the frame, which is then rolled back however fn ends and throws
+ * that statement's original Error.
+ */
 void
 txv8_spi_subtransaction(const v8::FunctionCallbackInfo<v8::Value> &info)
 {
@@ -615,15 +760,44 @@ txv8_spi_subtransaction(const v8::FunctionCallbackInfo<v8::Value> &info)
 		if (info.Length() < 1 || !info[0]->IsFunction())
 			return;
 		txv8_subxact_state s;
+		txv8_scope	scope = {};
 		v8::Local<v8::Value> r;
+		v8::Local<v8::Value> failed_error;
+		bool		ok,
+					terminated = false;
 
 		txv8_subxact_begin(&s, false);
-		bool		ok = info[0].As<v8::Function>()->Call(txv8_isolate->GetCurrentContext(),
-														  v8::Undefined(txv8_isolate), 0, nullptr).ToLocal(&r);
+		struct pushed
+		{
+			txv8_scope *s;
+			pushed(txv8_scope *sc):s(sc)
+			{
+				s->prev = txv8_scope_top;
+				txv8_scope_top = s;
+			}
+			~pushed()
+			{
+				txv8_scope_top = s->prev;
+				txv8_scope_forget(s);
+			}
+		}			push(&scope);
+		{
+			v8::TryCatch tc(txv8_isolate);
 
-		if (!ok)
+			ok = info[0].As<v8::Function>()->Call(txv8_isolate->GetCurrentContext(),
+												  v8::Undefined(txv8_isolate), 0, nullptr).ToLocal(&r);
+			terminated = tc.HasTerminated() || txv8_isolate->IsExecutionTerminating();
+			if (scope.failed != nullptr && !terminated)	/* tc cancels fn's own exception */
+				failed_error = scope.error != nullptr ? scope.error->Get(txv8_isolate)
+					: txv8_error_from_edata(scope.failed);
+			else if (!ok && !terminated)
+				tc.ReThrow();
+		}
+		if (!ok || scope.failed != nullptr)
 		{
 			txv8_subxact_abort(&s);
+			if (!failed_error.IsEmpty())
+				txv8_throw_value(failed_error);
 			throw txv8_js_thrown();
 		}
 		txv8_subxact_commit(&s);

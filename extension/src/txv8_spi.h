@@ -62,6 +62,91 @@ txv8_subxact(F &&body)
 	txv8_subxact_commit(&s);
 }
 
+/*
+ * Statements without a subtransaction (plans prepared with { subtransaction: false }; a
+ * txv8 extension of the plv8 API). They run directly under the current (sub)transaction,
+ * like a PL/pgSQL statement outside an EXCEPTION block:
+ *
+ *     txv8_direct([&] { ... the same body as for txv8_subxact ... });
+ *
+ * If the body raises an SQL error, PostgreSQL's state is whatever the error left behind:
+ * the executor abandoned mid-way, the SPI connection mid-call, an active snapshot pushed,
+ * buffer pins, possibly LWLocks (an SSI conflict is raised with a buffer content lock
+ * held), CurrentResourceOwner and CurrentMemoryContext of the failing code. Only a
+ * rollback of the (sub)transaction the statement ran in may touch it. So:
+ *   - the error is copied and flushed (txv8_pg), memory context, resource owner and
+ *     error_context_stack are restored, and LWLockReleaseAll() is done at once (the first
+ *     step of any abort: other backends must not wait on a buffer lock while JS runs);
+ *   - the innermost scope (txv8_scope: a plv8.subtransaction() frame, else the call) is
+ *     marked failed and JS gets a catchable Error carrying the original sqlerrcode, detail,
+ *     hint, ... (a cancel or termination stays uncatchable, as everywhere);
+ *   - while that scope is failed, every plv8.* call that would enter PostgreSQL throws
+ *     25P02 at once, before touching it (txv8_refuse_if_failed: SPI connect, subtransaction
+ *     begin, cursors, return_next, the window API; plan.free() is deferred);
+ *   - a failed plv8.subtransaction() frame is rolled back when fn returns or throws, and
+ *     throws the original Error (a normal return fails too);
+ *   - a failed call raises the original error when it ends (txv8_failed_outcome), after all
+ *     V8 scopes are gone, skipping everything that would touch PostgreSQL on the way out
+ *     (result conversion, SPI_finish, freeing plans, unhandled-rejection warnings). The
+ *     caller's rollback (an outer subtransaction, an EXCEPTION block, the transaction)
+ *     then cleans up as it would after any error.
+ * Between the error and the rollback only V8 runs (pure JS, GC, the watchdog), plus
+ * elog() below ERROR and the quote_* helpers, which touch nothing that an error leaves
+ * inconsistent (PostgreSQL itself reports errors in that state).
+ */
+struct txv8_direct_state
+{
+	MemoryContext cxt;
+	ResourceOwner owner;
+	ErrorContextCallback *ectx;
+};
+
+void		txv8_direct_begin(txv8_direct_state *s);
+void		txv8_direct_end(txv8_direct_state *s);
+[[noreturn]] void txv8_direct_fail(txv8_direct_state *s, ErrorData *edata);
+
+template <typename F>
+inline void
+txv8_direct(F &&body)
+{
+	txv8_direct_state s;
+
+	txv8_direct_begin(&s);
+	try
+	{
+		body();
+	}
+	catch (txv8_pg_error &e)
+	{
+		txv8_direct_fail(&s, e.edata);
+	}
+	catch (...)
+	{
+		txv8_direct_end(&s);	/* a JS exception converting parameters or results: no SQL error */
+		throw;
+	}
+	txv8_direct_end(&s);
+}
+
+/* A statement in its own subtransaction, or directly. */
+template <typename F>
+inline void
+txv8_statement(bool direct, F &&body)
+{
+	if (direct)
+		txv8_direct(body);
+	else
+		txv8_subxact(body);
+}
+
+/* Throws 25P02 (txv8_throw_failed) when the innermost scope is failed. */
+static inline void
+txv8_refuse_if_failed(void)
+{
+	if (unlikely(txv8_failed()))
+		txv8_throw_failed(txv8_scope_top);
+}
+
 /* SPI result -> JS: an array of row objects, or the number of rows processed. */
 v8::Local<v8::Value> txv8_spi_result(int rc, txv8_rowconv **cache, MemoryContext cache_cxt);
 
@@ -92,7 +177,7 @@ void		txv8_plan_cursor(const v8::FunctionCallbackInfo<v8::Value> &info);
 void		txv8_plan_free(const v8::FunctionCallbackInfo<v8::Value> &info);
 
 /* Cursor (txv8_cursor.cc) */
-v8::Local<v8::Object> txv8_cursor_new(Portal portal);
+v8::Local<v8::Object> txv8_cursor_new(Portal portal, bool direct);
 void		txv8_cursor_fetch(const v8::FunctionCallbackInfo<v8::Value> &info);
 void		txv8_cursor_move(const v8::FunctionCallbackInfo<v8::Value> &info);
 void		txv8_cursor_close(const v8::FunctionCallbackInfo<v8::Value> &info);

@@ -92,7 +92,7 @@ txv8_exec_trigger(FunctionCallInfo fcinfo, MemoryContext retcxt)
 
 		if (!fn->Call(context, context->Global(), 10, argv).ToLocal(&r))
 			throw txv8_js_thrown();
-		if (!rowlevel || r->IsNull())
+		if (frame.scope.failed != nullptr || !rowlevel || r->IsNull())
 			return;				/* NULL: skip the operation (BEFORE ROW) */
 		if (r->IsUndefined())
 		{

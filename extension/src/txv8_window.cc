@@ -2,6 +2,7 @@
 #include "txv8_exec.h"
 
 #include "txv8_elog.h"
+#include "txv8_spi.h"
 #include "txv8_plv8.h"
 
 /* Partition-local storage: capacity fixed by the first request, then a JSON text. */
@@ -41,6 +42,7 @@ txv8_window_frame(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 	if (!txv8_template(TXV8_TEMPLATE_WINDOW)->HasInstance(self) || self->InternalFieldCount() < 1)
 		txv8_throw_error("window function api called with wrong object");
+	txv8_refuse_if_failed();	/* the window API runs the executor */
 	txv8_frame *target = (txv8_frame *) self->GetAlignedPointerFromInternalField(0);
 
 	for (txv8_frame *f = txv8_current_frame; f; f = f->prev)
