@@ -43,10 +43,36 @@ export interface Context {
   readonly functionName: string;
   /** Bundle version the invocation runs. */
   readonly version: number;
-  /** Runs one SQL statement in the invocation's transaction; returns its rows. */
+  /**
+   * Runs one SQL statement in the invocation's transaction; returns its rows.
+   *
+   * Statements run like PL/pgSQL statements outside an `EXCEPTION` block: an SQL error is thrown
+   * as an Error carrying `sqlerrcode`, `detail`, `hint`, `constraint_name`, … but the body cannot
+   * catch it and go on. Once a statement failed, every further `query`/`execute` throws SQLSTATE
+   * 25P02, and the invocation ends with that original error whatever the body does (recorded as
+   * an application error, or retried when transient). To catch an SQL error and continue, run
+   * the statement inside {@link Context.subtransaction}. (On real plv8 every statement has a
+   * subtransaction of its own; code that follows this rule behaves the same on both.)
+   */
   query<R extends Row = Row>(sql: string, params?: readonly unknown[]): R[];
-  /** Runs one SQL statement that returns no rows; returns the number of rows it affected. */
+  /** Runs one SQL statement that returns no rows; returns the number of rows it affected. Errors as {@link Context.query}. */
   execute(sql: string, params?: readonly unknown[]): number;
+  /**
+   * Runs `fn` in a subtransaction (a savepoint) and returns its value; if `fn` throws, everything
+   * it did in the database is rolled back and the error is rethrown unchanged, so the body can
+   * catch it and go on. The model is PL/pgSQL's `BEGIN … EXCEPTION WHEN … END` block: an SQL
+   * error inside `fn` fails the subtransaction, which then ends with that error even when `fn`
+   * caught it. Costs one subtransaction (an XID if it writes); nest freely.
+   *
+   * ```ts
+   * try {
+   *   ctx.subtransaction(() => ctx.execute("INSERT INTO orders (id) VALUES ($1)", [id]));
+   * } catch (e) {
+   *   if ((e as { sqlerrcode?: string }).sqlerrcode !== "23505") throw e; // unique_violation: already there
+   * }
+   * ```
+   */
+  subtransaction<T>(fn: () => T): T;
   /**
    * Calls another transaction function of the same bundle inside this transaction (no new
    * invocation record: its writes belong to this invocation). Its errors propagate as thrown.

@@ -138,6 +138,26 @@
 
   // --- SQL: plans prepared once per context --------------------------------------------------
 
+  /**
+   * txv8 ≥ 1.1 runs a plan's statements without a subtransaction of their own when asked
+   * (extension/README.md, "Statements without a subtransaction"): an SQL error then fails the
+   * enclosing plv8.subtransaction() frame (the body's, rule 4) or the whole call, instead of
+   * being catchable with only the statement undone. That saves a subtransaction per statement
+   * (an XID per writing one). Real plv8 (and older txv8) gives every statement its own
+   * subtransaction: the same outcomes, only slower.
+   */
+  const DIRECT = (() => {
+    const m = /^(\d+)\.(\d+)/.exec(typeof plv8.txv8_version === "string" ? plv8.txv8_version : "");
+    return m !== null && (Number(m[1]) > 1 || (Number(m[1]) === 1 && Number(m[2]) >= 1));
+  })();
+  const NO_SUBTRANSACTION = Object.freeze({ subtransaction: false });
+
+  /** A plan whose statements run without a subtransaction where supported (`types` omitted: deduced). */
+  function prepareDirect(sql, types) {
+    if (DIRECT) return plv8.prepare(sql, types || [], NO_SUBTRANSACTION);
+    return types ? plv8.prepare(sql, types) : plv8.prepare(sql);
+  }
+
   const CLAIM_TYPES = ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"];
   /** The claim statement; `withId`: the id is $10 (OVERRIDING SYSTEM VALUE) instead of the identity. */
   function claimSql(withId) {
@@ -154,19 +174,22 @@
     );
   }
 
+  // The runtime's own statements run without a subtransaction (prepareDirect): none of their
+  // errors is caught; each fails the call (or, inside the body's frame, the body) as it would
+  // anyway. The exceptions: sourceMap (the error path catches its failures) and readOnly (see
+  // runReadOnly).
   let plans = null;
   function preparedPlans() {
     if (plans !== null) return plans;
     plans = {
-      // Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert.
       // The claim. Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert (its
       // dirty-snapshot probe takes no SSI predicate lock, so claims of different keys do not
       // conflict under SERIALIZABLE). The same statement resolves the active version and sets
       // the transaction-local settings provenance reads. ctid is kept for the final update.
-      claim: plv8.prepare(claimSql(false), CLAIM_TYPES),
+      claim: prepareDirect(claimSql(false), CLAIM_TYPES),
       // The same claim under a given id (option invocationId: replay on a reconstructed database).
-      claimWithId: plv8.prepare(claimSql(true), CLAIM_TYPES.concat(["text"])),
-      recorded: plv8.prepare(
+      claimWithId: prepareDirect(claimSql(true), CLAIM_TYPES.concat(["text"])),
+      recorded: prepareDirect(
         "SELECT id::text AS id, function, status, input = COALESCE($2::jsonb, 'null'::jsonb) AS same_input," +
           " txfn.envelope(i, true)::text AS envelope FROM txfn.invocations i WHERE idempotency_key = $1",
         ["text", "text"],
@@ -176,18 +199,19 @@
       // It also hands the transaction-local settings back to the caller: the outer invocation's
       // values, or '' after a top-level one, so a plain write later in the same transaction is
       // not attributed to this invocation by provenance.
-      finish: plv8.prepare(
+      finish: prepareDirect(
         "UPDATE txfn.invocations SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
           " WHERE ctid = $1::tid" +
           " RETURNING set_config('txfn.invocation_id', $5, true), set_config('txfn.bundle_version', $6, true)",
         ["text", "text", "text", "text", "text", "text"],
       ),
-      restoreId: plv8.prepare(
+      restoreId: prepareDirect(
         "SELECT set_config('txfn.invocation_id', $1, true), set_config('txfn.bundle_version', $2, true)",
         ["text", "text"],
       ),
+      // With a subtransaction: a failure of the read-only call is caught (runReadOnly).
       readOnly: plv8.prepare("SELECT txfn._read_only_call()"),
-      bundle: plv8.prepare(
+      bundle: prepareDirect(
         "SELECT code, (extract(epoch FROM deployed_at) * 1000)::float8 AS deployed_ms FROM txfn.bundles WHERE version = $1",
         ["int4"],
       ),
@@ -196,7 +220,11 @@
     return plans;
   }
 
-  /** ctx.query/ctx.execute: user SQL through a per-context plan cache (bounded, oldest out first). */
+  /**
+   * ctx.query/ctx.execute: user SQL through a per-context plan cache (bounded, oldest out
+   * first), without a subtransaction per statement where supported: an SQL error the body
+   * catches still fails the body (ctx.subtransaction is the way to catch one and go on).
+   */
   const USER_PLAN_LIMIT = 256;
   /** A `;` followed by more SQL: several statements in one string (run unprepared, as plv8.execute does). */
   const MULTI_STATEMENT = /;\s*\S/;
@@ -208,7 +236,7 @@
     let plan = userPlans.get(sql);
     if (plan === undefined) {
       if (args.length === 0 && MULTI_STATEMENT.test(sql)) return plv8.execute(sql); // cannot be prepared
-      plan = plv8.prepare(sql);
+      plan = prepareDirect(sql);
       if (userPlans.size >= USER_PLAN_LIMIT) {
         const oldest = userPlans.keys().next().value; // first prepared goes first
         userPlans.get(oldest).free();
@@ -484,6 +512,10 @@
       const r = runUserSql(sql, params);
       return Array.isArray(r) ? r.length : r;
     }
+    subtransaction(fn) {
+      if (typeof fn !== "function") throw new TypeError("ctx.subtransaction: fn must be a function");
+      return runSubtransaction(fn);
+    }
     call(fn, input) {
       const inv = this[INVOCATION];
       const name = typeof fn === "string" ? fn : inv.bundle.names.get(fn);
@@ -500,6 +532,10 @@
   /**
    * Runs `work` in a subtransaction (rule 4): returns { ok, value } or { ok: false, error }
    * with the ORIGINAL thrown value (plv8.subtransaction may rethrow a copy without sqlerrcode).
+   * Under txv8 without statement subtransactions (DIRECT) the frame rethrows what `work` threw,
+   * unless a statement failed the frame: then it throws that statement's original error, even
+   * when `work` caught it and returned or threw something else, and that error is the outcome
+   * (so a swallowed 40001 is still retried, never recorded).
    */
   function runIsolated(work) {
     let outcome = null;
@@ -514,8 +550,27 @@
       });
     } catch (e) {
       if (outcome === null) throw e;
+      if (DIRECT && (outcome.ok || e !== outcome.error)) return { ok: false, error: e };
     }
     return outcome;
+  }
+
+  /** ctx.subtransaction(fn): fn's value; on a throw, rolled back and the original error rethrown. */
+  function runSubtransaction(fn) {
+    if (DIRECT) return plv8.subtransaction(fn); // rethrows unchanged (or the failed statement's error)
+    let thrown = null;
+    try {
+      return plv8.subtransaction(() => {
+        try {
+          return fn();
+        } catch (e) {
+          thrown = { error: e };
+          throw e;
+        }
+      });
+    } catch (e) {
+      throw thrown !== null ? thrown.error : e; // plv8 rethrows a copy without sqlerrcode
+    }
   }
 
   /**
@@ -530,13 +585,25 @@
   function runReadOnly(work) {
     readOnlyWork = work;
     readOnlyOutcome = null;
+    let failed = null;
     try {
       preparedPlans().readOnly.execute([]);
+    } catch (e) {
+      failed = { error: e };
     } finally {
       readOnlyWork = null;
     }
     const o = readOnlyOutcome;
     readOnlyOutcome = null;
+    if (failed !== null) {
+      // The call failed (under DIRECT: a statement of the body failed it, and it raised that
+      // error). When the body let that very error escape, keep its own Error (its stack names
+      // the body's source); otherwise the call's error is the outcome.
+      const e = failed.error;
+      const same = o !== null && !o.ok && o.error !== null && typeof o.error === "object" &&
+        e !== null && typeof e === "object" && o.error.sqlerrcode === e.sqlerrcode && o.error.message === e.message;
+      throw same ? o.error : e;
+    }
     if (o === null) throw new Error("txfn: the read-only call did not run");
     if (!o.ok) throw o.error;
     return o.value;
