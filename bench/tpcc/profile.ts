@@ -4,10 +4,12 @@
  * samples with call graphs) watches the serving backends, then converts perf's shares into
  * microseconds per transaction: by library (PostgreSQL, V8, txv8, kernel…) and for the functions
  * that tell the costs apart (statement execution, subtransactions, provenance triggers, JSON,
- * compression, WAL flush at commit).
+ * compression, WAL flush at commit). perf walks call chains by frame pointers, which V8's frames
+ * break: inclusive shares are reliable for functions called below JavaScript (SPI, executor,
+ * triggers, subtransactions, JSON), not for those above it (the handler's entry points).
  *
  * Usage: npx tsx bench/tpcc/profile.ts [--seconds 15 --concurrency 2 --sql row|set
- *        --variants plpgsql,txfn-norec,txfn-idem,txfn --warehouses 4]
+ *        --variants plpgsql,js-bare,txfn-norec,txfn-idem,txfn --warehouses 4]
  * Needs perf (Debian: linux-perf) allowed to profile the server's processes (root, or
  * kernel.perf_event_paranoid ≤ 1 for the server's user). Results in bench/results/tpcc-profile-*.json.
  */
@@ -17,18 +19,18 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { backendCpuUs, serverCpu, serverCpuSince } from "../lib/measure.ts";
 import { startThrowawayCluster } from "../../test/support/throwaway-cluster.ts";
-import { Terminal } from "./inputs.ts";
+import { Terminal, type Transaction } from "./inputs.ts";
 import type { SqlStyle } from "./logic.ts";
 import { defaultScale } from "./scale.ts";
 import { prepareDatabase, recreateDatabase, setCapture } from "./setup.ts";
-import { nodePgVariant, plpgsqlVariant, txfnVariant, type Variant, type VariantName } from "./variants.ts";
+import { nodePgVariant, plpgsqlVariant, txfnVariant, withRetries, type Variant, type VariantName } from "./variants.ts";
 
 const { values: args } = parseArgs({
   options: {
     seconds: { type: "string", default: "15" },
     concurrency: { type: "string", default: "2" },
     sql: { type: "string", default: "row" },
-    variants: { type: "string", default: "plpgsql,txfn-norec,txfn-idem,txfn" },
+    variants: { type: "string", default: "plpgsql,js-bare,txfn-norec,txfn-idem,txfn" },
     warehouses: { type: "string", default: "4" },
   },
 });
@@ -45,7 +47,7 @@ const FUNCTIONS: Record<string, { prefixes: string[]; max?: boolean }> = {
   "executor start (plan initialisation per statement)": { prefixes: ["standard_ExecutorStart"] },
   "provenance capture (AFTER ROW triggers)": { prefixes: ["AfterTriggerEndQuery"] },
   "  of which to_jsonb(OLD/NEW)": { prefixes: ["to_jsonb"] },
-  "subtransaction per statement (txv8)": { prefixes: ["txv8_spi_subtransaction"] },
+  "subtransactions (begin + release; one per plv8 statement)": { prefixes: ["BeginInternalSubTransaction", "ReleaseCurrentSubTransaction", "RollbackAndReleaseCurrentSubTransaction"] },
   "AtEOXact_GUC (transaction-local settings, at each subtransaction end)": { prefixes: ["AtEOXact_GUC"] },
   "JSON text → jsonb (input, output, recorded rows)": { prefixes: ["jsonb_in"] },
   "JSON.stringify (V8)": { prefixes: ["v8::internal::JsonStringifier::Stringify"] },
@@ -94,7 +96,53 @@ function byFunction(file: string): Record<string, number> {
   return out;
 }
 
-function variantOf(name: VariantName): Variant {
+/**
+ * js-bare: the deployed bundle's function bodies called from a plain txv8 function with a
+ * minimal ctx (plans prepared once per SQL text, nothing recorded, no pinning, no subtransaction
+ * around the body) — the same JavaScript and statements as txfn without its runtime, so that
+ * plpgsql → js-bare is the language handler's cost and js-bare → txfn-norec the runtime's.
+ */
+const JS_BARE = `
+CREATE OR REPLACE FUNCTION tpcc_baseline.js_bare(fn text, input jsonb) RETURNS jsonb LANGUAGE txv8 AS $fn$
+  const g = globalThis;
+  if (!g.__tpccBare) {
+    const code = plv8.execute("SELECT code FROM txfn.bundles WHERE active")[0].code;
+    const module = { exports: {} };
+    (0, eval)("(function (module, exports, require) {\\n" + code + "\\n})")(module, module.exports, () => { throw new Error("no require"); });
+    const fns = {};
+    for (const ns of Object.values(module.exports.modules)) for (const [k, v] of Object.entries(ns)) if (v && v.__txfn === "transaction") fns[k] = v;
+    const plans = new Map();
+    const query = (sql, params) => {
+      let p = plans.get(sql);
+      if (p === undefined) plans.set(sql, (p = plv8.prepare(sql)));
+      return p.execute(params || []);
+    };
+    g.__tpccBare = { fns, ctx: { query, execute: query } };
+  }
+  return g.__tpccBare.fns[fn].body(g.__tpccBare.ctx, input);
+$fn$`;
+
+function jsBareVariant(): Variant {
+  const fn = (tx: Transaction) => (tx.kind === "payment" ? "payment" : STYLE === "set" ? "newOrderSetAtATime" : "newOrder");
+  return {
+    name: "js-bare" as VariantName,
+    usesPool: true,
+    async run(conn, tx) {
+      try {
+        const { value, retries } = await withRetries(async () =>
+          (await conn!.query({ name: "tpcc_js_bare", text: "SELECT tpcc_baseline.js_bare($1, $2::jsonb) AS r", values: [fn(tx), JSON.stringify(tx.input)] })).rows[0].r,
+        );
+        return { output: value, rolledBack: false, retries };
+      } catch (err) {
+        if (String((err as Error).message).includes("Item number is not valid")) return { output: null, rolledBack: true, retries: 0 };
+        throw err;
+      }
+    },
+  };
+}
+
+function variantOf(name: VariantName | "js-bare"): Variant {
+  if (name === "js-bare") return jsBareVariant();
   if (name === "plpgsql") return plpgsqlVariant(STYLE);
   if (name === "node-pg") return nodePgVariant(STYLE);
   if (name === "txfn" || name === "txfn-idem" || name === "txfn-norec") return txfnVariant(STYLE, name);
@@ -110,7 +158,8 @@ async function main(): Promise<void> {
     const pool = new pg.Pool({ connectionString: app, max: C, options: "-c default_transaction_isolation=repeatable\\ read" });
     const postmaster = Number(readFileSync(`${cluster.cluster.dataDir}/postmaster.pid`, "utf8").split("\n")[0]);
     let k = 0;
-    for (const name of args.variants.split(",") as VariantName[]) {
+    await pool.query(JS_BARE);
+    for (const name of args.variants.split(",") as (VariantName | "js-bare")[]) {
       const v = variantOf(name);
       await setCapture(app, name === "txfn");
       const conns = await Promise.all(Array.from({ length: C }, () => pool.connect()));
