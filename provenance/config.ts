@@ -30,10 +30,21 @@ export interface CapturedTable {
   droppedAt: Date | null;
 }
 
+/** Which row trigger function captures changes (provenance/README.md "Capture in C"). */
+export interface CaptureTriggerStatus {
+  /** Version of the txfn_capture extension installed in the database, or null. */
+  extension: string | null;
+  /** Tables whose row trigger is the C txfn._provenance_capture_c(). */
+  c: number;
+  /** Tables whose row trigger is the PL/pgSQL txfn._provenance_capture(). */
+  plpgsql: number;
+}
+
 export interface ProvenanceStatus {
   config: ProvenanceConfig;
   /** The DDL event trigger exists and fires (also in replica mode). */
   eventTrigger: boolean;
+  captureTrigger: CaptureTriggerStatus;
   tables: CapturedTable[];
   /** Captured changes and the table's size with its indexes, bytes. */
   changes: number;
@@ -50,12 +61,20 @@ export async function provenanceStatus(url: string): Promise<ProvenanceStatus> {
     const t = await c.query(
       "SELECT id, schema_name || '.' || table_name AS t, key_columns, captured, captured_since, dropped_at FROM txfn.provenance_tables ORDER BY 2, id",
     );
+    // the tables' own row triggers (partitions' clones follow their root)
+    const trg = await c.query<{ extension: string | null; c: number; plpgsql: number }>(
+      "SELECT (SELECT extversion FROM pg_extension WHERE extname = 'txfn_capture') AS extension, " +
+        "count(*) FILTER (WHERE g.tgfoid = to_regprocedure('txfn._provenance_capture_c()'))::int AS c, " +
+        "count(*) FILTER (WHERE g.tgfoid = to_regprocedure('txfn._provenance_capture()'))::int AS plpgsql " +
+        "FROM pg_trigger g WHERE g.tgname = 'txfn_provenance' AND g.tgparentid = 0",
+    );
     const size = await c.query<{ n: string; bytes: string }>(
       "SELECT (SELECT reltuples::bigint FROM pg_class WHERE oid = 'txfn.provenance'::regclass) AS n, pg_total_relation_size('txfn.provenance') AS bytes",
     );
     return {
       config,
       eventTrigger: ev.rows[0]?.on === true,
+      captureTrigger: trg.rows[0]!,
       tables: t.rows.map((r) => ({
         id: r.id,
         table: r.t,

@@ -1,5 +1,5 @@
 /** Provenance and audit (issue 5): capture installation, history, audit/follow, prune and holds. Contract: README.md here. */
-export { EVENT_TRIGGER, captureId, installCapture, type InstallResult, type SyncedTable } from "./install.ts";
+export { CAPTURE_EXTENSION, EVENT_TRIGGER, captureId, installCapture, type InstallResult, type SyncedTable } from "./install.ts";
 export { OP_NAMES, ProvenanceError, diffRows, type Change, type ChangeFilter, type ChangeOp, type ColumnDiff } from "./changes.ts";
 export {
   followChanges,
@@ -18,6 +18,7 @@ export {
   configure,
   provenanceStatus,
   syncCapture,
+  type CaptureTriggerStatus,
   type CapturedTable,
   type ProvenanceConfig,
   type ProvenanceStatus,

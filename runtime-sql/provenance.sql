@@ -23,6 +23,8 @@ $fn$;
 
 -- AFTER INSERT OR UPDATE OR DELETE FOR EACH ROW, arguments (table_id, key column, …); no key
 -- column = no primary key: the whole row is the key. Runs as the writing role; one INSERT.
+-- The reference behaviour: txfn._provenance_capture_c() of the txfn_capture extension
+-- (capture/) writes the same rows at a fraction of the cost and replaces it where installed.
 CREATE OR REPLACE FUNCTION txfn._provenance_capture() RETURNS trigger
 LANGUAGE plpgsql AS $fn$
 DECLARE
@@ -159,6 +161,19 @@ LANGUAGE sql STABLE AS $fn$
     AND NOT txfn._provenance_glob(n.nspname, c.relname, cfg.exclude)
 $fn$;
 
+-- The row trigger function capture installs: the C txfn._provenance_capture_c() when the
+-- txfn_capture extension is installed in this database and the caller (the sync's owner) may
+-- attach it, else the PL/pgSQL txfn._provenance_capture().
+CREATE OR REPLACE FUNCTION txfn._provenance_capture_fn() RETURNS regproc
+LANGUAGE sql STABLE AS $fn$
+  SELECT coalesce((SELECT p.oid::regproc FROM pg_proc p
+                   JOIN pg_depend d ON d.classid = 'pg_proc'::regclass AND d.objid = p.oid AND d.deptype = 'e'
+                   JOIN pg_extension e ON d.refclassid = 'pg_extension'::regclass AND d.refobjid = e.oid
+                   WHERE p.oid = to_regprocedure('txfn._provenance_capture_c()') AND e.extname = 'txfn_capture'
+                     AND has_function_privilege(p.oid, 'EXECUTE')),
+                  'txfn._provenance_capture'::regproc)
+$fn$;
+
 -- tgargs of a trigger created with these arguments.
 CREATE OR REPLACE FUNCTION txfn._provenance_tgargs(args text[]) RETURNS bytea
 LANGUAGE sql IMMUTABLE AS $fn$
@@ -198,6 +213,9 @@ $fn$;
 -- table (and the TRUNCATE trigger of every partition), removes them from tables no longer
 -- captured, and updates txfn.provenance_tables (new tables, renames, key changes, drops).
 -- One row per captured or uncaptured table; `warning` is set for a table without primary key.
+-- The row trigger is the C one where the txfn_capture extension is installed (see
+-- txfn._provenance_capture_fn(); creating or dropping the extension re-syncs through the DDL
+-- event trigger), else the PL/pgSQL one: a switch re-creates every table's trigger ('updated').
 -- Called at deploy, by the DDL event trigger, and by `txfn provenance sync`. SECURITY DEFINER
 -- (with a fixed search_path) so the event trigger can keep every table in step whoever runs the DDL.
 CREATE OR REPLACE FUNCTION txfn.provenance_sync()
@@ -211,7 +229,9 @@ DECLARE
   leaf record;
   trg record;
   kept integer[] := '{}';
-  mine oid[] := ARRAY['txfn._provenance_capture'::regproc, 'txfn._provenance_truncate'::regproc]::oid[];
+  capture regproc := txfn._provenance_capture_fn();
+  mine oid[] := ARRAY['txfn._provenance_capture'::regproc, 'txfn._provenance_truncate'::regproc]::oid[]
+                || coalesce(to_regprocedure('txfn._provenance_capture_c()')::oid, 0::oid);
 BEGIN
   IF current_setting('txfn.provenance_syncing', true) = 'on' THEN RETURN; END IF;
   PERFORM set_config('txfn.provenance_syncing', 'on', true);
@@ -231,7 +251,7 @@ BEGIN
         WHERE p.id = reg.id;
     END IF;
     kept := kept || reg.id;
-    act := txfn._provenance_ensure_trigger(c.relid, 'txfn_provenance', 'txfn._provenance_capture'::regproc, 29::smallint,
+    act := txfn._provenance_ensure_trigger(c.relid, 'txfn_provenance', capture, 29::smallint,
                                            reg.id::text || c.key_columns);
     IF c.partitioned THEN
       -- TRUNCATE triggers are per relation: one on every leaf (each records its own rows).

@@ -19,6 +19,7 @@ import {
   rowHistory,
   setHold,
   syncCapture,
+  type CaptureTriggerStatus,
   type Change,
   type ColumnDiff,
   type ProvenanceConfig,
@@ -98,6 +99,18 @@ function out(line: string): Promise<void> {
     if (process.stdout.write(line + "\n")) done();
     else process.stdout.once("drain", done);
   });
+}
+
+/** Which row trigger captures: C (txfn_capture) or PL/pgSQL, on how many tables. */
+export function captureTriggerText(t: CaptureTriggerStatus): string {
+  const ext = t.extension !== null ? `txfn_capture ${t.extension}` : null;
+  const noExt = "the txfn_capture extension is not installed in this database: the same rows at about 3x the cost per change";
+  if (t.c > 0 && t.plpgsql > 0) return `MIXED: C on ${t.c} table(s), PL/pgSQL on ${t.plpgsql} (txfn provenance sync makes them one)`;
+  if (t.c > 0) return `C (${ext ?? "txfn_capture"}) on ${t.c} table(s)`;
+  if (t.plpgsql > 0) {
+    return ext !== null ? `PL/pgSQL on ${t.plpgsql} table(s), although ${ext} is installed (txfn provenance sync switches to it)` : `PL/pgSQL on ${t.plpgsql} table(s) (${noExt})`;
+  }
+  return ext !== null ? `C (${ext}), no table captured yet` : `PL/pgSQL (${noExt}), no table captured yet`;
 }
 
 interface AuditFlags {
@@ -242,6 +255,7 @@ export function registerProvenanceCommands(program: Command): void {
       await out(`capture ${c.enabled ? "on" : "OFF"}; include ${c.include.join(" ")}; exclude ${c.exclude.join(" ") || "(none)"}; TRUNCATE ${c.truncate}; ` +
         `retention ${c.retention ?? "none"}; read provenance ${c.captureReads ? "on" : "off"}`);
       await out(`DDL event trigger: ${s.eventTrigger ? "on (tables created or altered anywhere are kept in step)" : "MISSING (capture follows new tables only at deploy / txfn provenance sync)"}`);
+      await out(`row trigger: ${captureTriggerText(s.captureTrigger)}`);
       await out(`${s.changes} change(s) (estimate), ${(s.bytes / 1048576).toFixed(1)} MiB with indexes`);
       for (const t of s.tables) {
         const state = t.droppedAt ? `dropped ${t.droppedAt.toISOString()}` : t.captured ? `captured since ${t.capturedSince?.toISOString()}` : "not captured";
