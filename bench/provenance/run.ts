@@ -1,11 +1,14 @@
 /**
  * bench/provenance: the cost of provenance capture on the reference function. reserveInventory
  * (3 items: 3 single-row UPDATEs, so 3 captured changes, plus the idempotency record) is called
- * through its SQL wrapper at SERIALIZABLE with capture on and with capture off, alternating
- * round by round in one run (capture is switched with txfn.provenance_config.enabled + sync,
- * which removes or re-creates the triggers). Prints median throughput per variant and
- * concurrency, the overhead ratio (target: ≤ 15%), and the storage cost per captured change
- * (txfn.provenance heap and each index, bytes per row) measured on what the run wrote.
+ * through its SQL wrapper at SERIALIZABLE with capture off, with the C row trigger (extension
+ * txfn_capture, capture/) and with the PL/pgSQL one, the three alternating round by round in one
+ * run (capture is switched with txfn.provenance_config.enabled + sync, which removes or
+ * re-creates the triggers; C or PL/pgSQL by creating or dropping the extension, after which the
+ * sync picks the trigger). Prints median throughput per variant and concurrency, the overhead
+ * ratio of each trigger (target: ≤ 15%), and the storage cost per captured change (txfn.provenance
+ * heap and each index, bytes per row) measured on what the run wrote. Instruction counts:
+ * bench/provenance/callgrind.ts.
  *
  * Usage: npm run bench:provenance [-- --seconds 5 --rounds 3 --concurrency 1,4 --skus 10000]
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_provenance.
@@ -36,8 +39,9 @@ for (const [name, v] of [["--seconds", SECONDS], ["--rounds", ROUNDS], ["--skus"
 }
 const DB = "txfn_bench_provenance";
 
-type Variant = "capture on" | "capture off";
-const VARIANTS: Variant[] = ["capture on", "capture off"];
+type Variant = "capture off" | "C trigger" | "PL/pgSQL trigger";
+const ON: Variant[] = ["C trigger", "PL/pgSQL trigger"];
+let VARIANTS: Variant[] = ["capture off", ...ON];
 
 function order(): { orderId: string; items: { sku: string; qty: number }[] } {
   const picked = new Set<number>();
@@ -87,15 +91,20 @@ function backendCpu(pids: number[]): number | null {
 }
 const CLOCK_TICKS = 100; // sysconf(_SC_CLK_TCK) on Linux
 
-async function setCapture(url: string, on: boolean): Promise<void> {
+async function setCapture(url: string, variant: Variant): Promise<void> {
   const c = new pg.Client({ connectionString: url });
   await c.connect();
   try {
     await c.query("BEGIN");
-    await c.query("UPDATE txfn.provenance_config SET enabled = $1", [on]);
+    await c.query("UPDATE txfn.provenance_config SET enabled = $1", [variant !== "capture off"]);
+    if (variant === "C trigger") await c.query("CREATE EXTENSION IF NOT EXISTS txfn_capture");
+    if (variant === "PL/pgSQL trigger") await c.query("DROP EXTENSION IF EXISTS txfn_capture CASCADE");
     const r = await c.query<{ n: number }>("SELECT count(*) FILTER (WHERE action <> 'removed' AND action <> 'dropped')::int AS n FROM txfn.provenance_sync()");
+    const fns = await c.query<{ f: string }>("SELECT DISTINCT tgfoid::regproc::text AS f FROM pg_trigger WHERE tgname = 'txfn_provenance'");
     await c.query("COMMIT");
-    if (on && r.rows[0]!.n !== 2) throw new Error(`expected capture on shop.inventory and shop.orders, sync reports ${r.rows[0]!.n} table(s)`);
+    if (variant !== "capture off" && r.rows[0]!.n !== 2) throw new Error(`expected capture on shop.inventory and shop.orders, sync reports ${r.rows[0]!.n} table(s)`);
+    const want = { "capture off": [], "C trigger": ["txfn._provenance_capture_c"], "PL/pgSQL trigger": ["txfn._provenance_capture"] }[variant];
+    if (JSON.stringify(fns.rows.map((x) => x.f)) !== JSON.stringify(want)) throw new Error(`${variant}: the row triggers call ${JSON.stringify(fns.rows)}`);
   } finally {
     await c.end();
   }
@@ -175,7 +184,12 @@ async function main(): Promise<void> {
     await setup.query("DELETE FROM txfn.provenance"); // the seed rows: storage is measured on the run's changes
     await setup.query("VACUUM ANALYZE shop.inventory");
     const version = (await setup.query<{ server_version: string }>("SHOW server_version")).rows[0]!.server_version;
+    const hasC = (await setup.query("SELECT 1 FROM pg_available_extensions WHERE name = 'txfn_capture'")).rowCount === 1;
     await setup.end();
+    if (!hasC) {
+      console.error("the txfn_capture extension is not installed in this PostgreSQL (bash scripts/setup): measuring the PL/pgSQL trigger only");
+      VARIANTS = VARIANTS.filter((v) => v !== "C trigger");
+    }
 
     const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-provenance" });
     pool.on("connect", (c) => void c.query("SET default_transaction_isolation = 'serializable'"));
@@ -187,19 +201,20 @@ async function main(): Promise<void> {
     const results: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       for (const c of LEVELS) {
-        for (const v of r % 2 === 0 ? VARIANTS : [...VARIANTS].reverse()) {
-          await setCapture(url.toString(), v === "capture on");
+        // each round starts with another variant: a slow drift of the machine's load hits all alike
+        for (const v of [...VARIANTS.slice(r % VARIANTS.length), ...VARIANTS.slice(0, r % VARIANTS.length)]) {
+          await setCapture(url.toString(), v);
           const res = await round(pool, v, c);
           results.push(res);
           const server = res.serverCpuPerCall !== null ? `  server CPU ${res.serverCpuPerCall.toFixed(0)} µs/call` : "";
-          console.error(`  round ${r + 1} c=${c} ${v.padEnd(12)} ${res.tps.toFixed(0).padStart(6)} tps  retries ${res.retries}  client CPU ${(res.clientCpu * 100).toFixed(0)}%${server}`);
+          console.error(`  round ${r + 1} c=${c} ${v.padEnd(16)} ${res.tps.toFixed(0).padStart(6)} tps  retries ${res.retries}  client CPU ${(res.clientCpu * 100).toFixed(0)}%${server}`);
         }
       }
     }
     await pool.end();
-    await setCapture(url.toString(), true);
+    await setCapture(url.toString(), VARIANTS.includes("C trigger") ? "C trigger" : "PL/pgSQL trigger");
 
-    console.log("\nvariant        conc   tps (median, [min–max])   server CPU/call   client CPU");
+    console.log("\nvariant           conc   tps (median, [min–max])   server CPU/call   client CPU");
     const summary: Record<string, Record<number, { tps: number; min: number; max: number; serverCpuPerCall: number | null; clientCpu: number }>> = {};
     for (const v of VARIANTS) {
       summary[v] = {};
@@ -215,30 +230,32 @@ async function main(): Promise<void> {
         };
         summary[v]![c] = s;
         console.log(
-          `${v.padEnd(14)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(45) +
+          `${v.padEnd(17)} ${String(c).padStart(4)}   ${s.tps.toFixed(0).padStart(6)} [${s.min.toFixed(0)}–${s.max.toFixed(0)}]`.padEnd(48) +
             `${s.serverCpuPerCall !== null ? `${s.serverCpuPerCall.toFixed(0)} µs` : "n/a"}`.padStart(10) +
             `        ${(s.clientCpu * 100).toFixed(0)}% of a core`,
         );
       }
     }
-    // Rounds of the two variants run back to back: the ratio of each pair cancels slow changes in
-    // the machine's load (other processes share its 2 cores); report the median pair.
-    console.log("\ncapture overhead (target ≤ 15%): 1 − on/off throughput (median of back-to-back pairs; of medians), server CPU per call on/off");
+    // Rounds of the variants run back to back: the ratio within each round cancels slow changes in
+    // the machine's load (other processes share its 2 cores); report the median round.
+    console.log("\ncapture overhead (target ≤ 15%): 1 − on/off throughput (median of back-to-back rounds; of medians), server CPU per call on/off");
     const overhead: Record<string, { pairs: number; medians: number; serverCpu: number | null }> = {};
-    for (const c of LEVELS) {
-      const on = results.filter((x) => x.variant === "capture on" && x.concurrency === c);
-      const off = results.filter((x) => x.variant === "capture off" && x.concurrency === c);
-      const pairs = median(on.map((x, i) => 1 - x.tps / off[i]!.tps));
-      const medians = 1 - summary["capture on"]![c]!.tps / summary["capture off"]![c]!.tps;
-      const a = summary["capture on"]![c]!.serverCpuPerCall;
-      const b = summary["capture off"]![c]!.serverCpuPerCall;
-      const serverCpu = a !== null && b !== null ? a / b - 1 : null;
-      overhead[`c${c}`] = { pairs, medians, serverCpu };
-      const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
-      console.log(
-        `  c=${c}: throughput overhead ${pct(pairs)} (pairs), ${pct(medians)} (medians)${serverCpu !== null ? `; server CPU per call +${pct(serverCpu)}` : ""} ` +
-          `${pairs <= 0.15 ? "(met)" : "(NOT met)"}`,
-      );
+    for (const v of ON.filter((x) => VARIANTS.includes(x))) {
+      for (const c of LEVELS) {
+        const on = results.filter((x) => x.variant === v && x.concurrency === c);
+        const off = results.filter((x) => x.variant === "capture off" && x.concurrency === c);
+        const pairs = median(on.map((x, i) => 1 - x.tps / off[i]!.tps));
+        const medians = 1 - summary[v]![c]!.tps / summary["capture off"]![c]!.tps;
+        const a = summary[v]![c]!.serverCpuPerCall;
+        const b = summary["capture off"]![c]!.serverCpuPerCall;
+        const serverCpu = a !== null && b !== null ? a / b - 1 : null;
+        overhead[`${v === "C trigger" ? "c" : "plpgsql"} c${c}`] = { pairs, medians, serverCpu };
+        const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+        console.log(
+          `  ${v.padEnd(16)} c=${c}: throughput overhead ${pct(pairs)} (rounds), ${pct(medians)} (medians)${serverCpu !== null ? `; server CPU per call +${pct(serverCpu)}` : ""} ` +
+            `${pairs <= 0.15 ? "(met)" : "(NOT met)"}`,
+        );
+      }
     }
     const st = await storage(url.toString());
     console.log(`\nstorage per captured change (${st.rows} changes of shop.inventory, a 2-column row, old + new row kept):`);
