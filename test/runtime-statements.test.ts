@@ -17,8 +17,8 @@ beforeAll(async () => {
   await deployProject(db.url, "test/fixtures/statements");
   client = new TxfnClient({ url: db.url, poolSize: 2, maxRetries: 0 });
   await db.query("CREATE FUNCTION stmts.lib_version() RETURNS text LANGUAGE txv8 AS $$ return String(plv8.txv8_version) $$");
-  const [{ v }] = await db.query<{ v: string }>("SELECT stmts.lib_version() AS v");
-  const [major, minor] = v.split(".").map(Number) as [number, number];
+  const [row] = await db.query<{ v: string }>("SELECT stmts.lib_version() AS v");
+  const [major, minor] = row!.v.split(".").map(Number) as [number, number];
   direct = major > 1 || (major === 1 && minor >= 1);
   return () => client.close();
 });
