@@ -261,7 +261,8 @@ describe("determinism and the invocation record", () => {
         "FROM txfn.invocations WHERE id = $1",
       [r.invocationId],
     );
-    expect(inv).toMatchObject({ isolation: "read committed", role: "txfn", workflow_id: "wf-1", workflow_step: 3, version, timed: true });
+    const [me] = await db.query<{ user: string }>("SELECT current_user AS user");
+    expect(inv).toMatchObject({ isolation: "read committed", role: me!.user, workflow_id: "wf-1", workflow_step: 3, version, timed: true });
     expect(inv!.xid).toMatch(/^\d+$/);
     expect(inv!.snapshot).toMatch(/^\d+:\d+:/);
   });
