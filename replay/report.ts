@@ -68,7 +68,8 @@ export function renderReport(r: ReplayReport): string {
   for (const w of r.warnings) out.push(`warning: ${w}`);
   const tm = r.timings;
   const ratio = tm.originalMs > 0 ? ` (${(tm.runMs / tm.originalMs).toFixed(2)}× the original ${seconds(tm.originalMs)})` : "";
-  out.push(`time: reconstruct ${seconds(tm.reconstructMs)}, run ${seconds(tm.runMs)}${ratio}, compare ${seconds(tm.compareMs)}`);
+  const trips = r.stats.roundTrips ? ` (${r.stats.roundTrips} round trips on ${r.stats.sessions} session(s))` : "";
+  out.push(`time: reconstruct ${seconds(tm.reconstructMs)}, run ${seconds(tm.runMs)}${ratio}${trips}, compare ${seconds(tm.compareMs)}`);
   if (r.stoppedEarly && !r.until) out.push("stopped early");
   if (r.until) out.push(`the scratch database is just before invocation ${r.until.invocationId}:\n  psql '${r.until.url}'`);
   else out.push(r.scratch.kept ? `scratch database kept: ${r.scratch.database}\n  psql '${r.scratch.url}'` : `scratch database ${r.scratch.database} dropped (--keep keeps it)`);

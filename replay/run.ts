@@ -215,6 +215,7 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
       },
     });
     const runMs = Date.now() - t1;
+    log("comparing with the record");
 
     const t2 = Date.now();
     const replayedChain = await collectChanges(scratch.url, result.runs);
@@ -231,6 +232,7 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
     if (version !== null) report.retro = { version, functions: o.functions ?? null };
     if (until) report.until = { invocationId: o.until!, url: scratch.url };
     report.timings = { reconstructMs, runMs, compareMs: Date.now() - t2, originalMs: rec.originalMs };
+    report.stats = result.stats;
     keep = keep || report.scratch.kept;
     return report;
   } catch (err) {
@@ -317,6 +319,7 @@ function buildReport(
       nested: rec.nested.length,
     },
     timings: { reconstructMs: 0, runMs: 0, compareMs: 0, originalMs: 0 },
+    stats: { roundTrips: 0, sessions: 0 },
     counts,
     invocations: o.all ? results : changed,
     notReached: rec.invocations.length - compared.length,

@@ -79,6 +79,8 @@ export interface ScheduleResult {
   runs: Map<number, UnitRun>;
   stopped: boolean;
   warnings: string[];
+  /** round trips to the scratch database (queries sent) and sessions opened */
+  stats: { roundTrips: number; sessions: number };
 }
 
 const enum St {
@@ -136,7 +138,7 @@ async function runCommitOrder(o: ScheduleOptions): Promise<ScheduleResult> {
   } finally {
     await s.close();
   }
-  return { runs, stopped, warnings: [] };
+  return { runs, stopped, warnings: [], stats: { roundTrips: s.trips, sessions: 1 } };
 }
 
 /**
@@ -192,6 +194,8 @@ class SnapshotScheduler {
   private readonly idle: Session[] = [];
   private readonly sessions = new Map<number, Session>();
   private monitor: Session | null = null;
+  /** every session opened (for the statistics) */
+  private readonly allSessions: Session[] = [];
   private opened = 0;
   private cap: number;
   private inFlight = 0;
@@ -273,7 +277,8 @@ class SnapshotScheduler {
       this.settle = () => {
         if (over) return;
         over = true;
-        void end().then(() => resolve({ runs: this.runs, stopped: this.stopped, warnings: this.warnings }), reject);
+        const stats = { roundTrips: this.allSessions.reduce((n, s) => n + s.trips, 0), sessions: this.allSessions.length };
+        void end().then(() => resolve({ runs: this.runs, stopped: this.stopped, warnings: this.warnings, stats }), reject);
       };
       this.fail = (err) => {
         if (over) return;
@@ -290,7 +295,9 @@ class SnapshotScheduler {
     if (s) return s;
     if (this.opened >= this.cap) return null;
     this.opened++;
-    return new Session(this.o.url);
+    const fresh = new Session(this.o.url);
+    this.allSessions.push(fresh);
+    return fresh;
   }
 
   /** Can unit i start once `assumeDone` (if any) has committed? Every other unfinished unit below its xmax must be in progress in its snapshot. */

@@ -92,8 +92,16 @@ export class Session {
   user = "";
   private columns = new Map<number, { insert: string[]; update: string[] }>();
 
+  /** queries sent (each one round trip), for the run's statistics */
+  trips = 0;
+
   constructor(url: string) {
     this.client = new pg.Client({ connectionString: url, application_name: "txfn-replay" });
+    const query = this.client.query.bind(this.client) as (...args: unknown[]) => unknown;
+    (this.client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
+      this.trips++;
+      return query(...args);
+    };
   }
 
   async connect(): Promise<void> {

@@ -160,6 +160,8 @@ export interface ReplayReport {
   /** retro: the version run and the functions it applies to (all when omitted) */
   retro?: { version: number; functions: string[] | null };
   timings: { reconstructMs: number; runMs: number; compareMs: number; originalMs: number };
+  /** the run on the scratch database: round trips (queries sent) and sessions opened */
+  stats: { roundTrips: number; sessions: number };
   counts: Record<Outcome, number>;
   /** invocations the run did not reach (--until, --stop-at-divergence, interrupted): not compared */
   notReached: number;
