@@ -9,7 +9,9 @@
  * plus, for reading the ratios against DESIGN's anchors (whose PL/pgSQL limit wrote an
  * idempotency row), plpgsql-idem: the PL/pgSQL function that also inserts an idempotency row;
  * and js-bare: the same SQL from a plain txv8 function (prepared plans, no recording), which
- * separates what the language handler costs from what txfn's runtime adds.
+ * separates what the language handler costs from what txfn's runtime adds; js-direct: the same with
+ * txv8's statements without a subtransaction each (txv8 >= 1.1; skipped on older servers), as
+ * txfn's runtime runs them. bench/invoke/callgrind.ts counts the instructions of the same variants.
  *
  * All variants run at SERIALIZABLE (the function's declared level), retry 40001/40P01, order
  * their SKUs (no deadlocks), and alternate round by round so autovacuum and the noisy 2-core
@@ -29,6 +31,7 @@ import { build } from "../../bundler/index.ts";
 import { deploy } from "../../client/index.ts";
 import { databaseUrl } from "../../db/connection.ts";
 import { backendCpuUs, median } from "../lib/measure.ts";
+import { BASELINES_SQL as PLPGSQL } from "./baselines.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -46,38 +49,9 @@ const SKUS = Number(args.skus);
 const LEVELS = args.concurrency.split(",").map(Number);
 const DB = "txfn_bench_invoke";
 
-type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "js-bare" | "node-pg";
-const VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "js-bare", "node-pg"];
+type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "js-bare" | "js-direct" | "node-pg";
+let VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "js-bare", "js-direct", "node-pg"];
 
-const PLPGSQL = `
-CREATE OR REPLACE FUNCTION bench.reserve_plpgsql(orderv jsonb) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE it jsonb; s integer;
-BEGIN
-  FOR it IN SELECT * FROM jsonb_array_elements(orderv->'items') LOOP
-    SELECT stock INTO s FROM shop.inventory WHERE sku = it->>'sku';
-    IF s IS NULL OR s < (it->>'qty')::int THEN RAISE EXCEPTION 'out of stock: %', it->>'sku'; END IF;
-    UPDATE shop.inventory SET stock = stock - (it->>'qty')::int WHERE sku = it->>'sku';
-  END LOOP;
-  RETURN jsonb_build_object('orderId', orderv->>'orderId', 'reserved', true);
-END $$;
-CREATE OR REPLACE FUNCTION bench.reserve_plpgsql_idem(orderv jsonb, key text) RETURNS jsonb LANGUAGE plpgsql AS $$
-DECLARE out jsonb := bench.reserve_plpgsql(orderv);
-BEGIN
-  INSERT INTO bench.node_idempotency (key, output) VALUES (key, out);
-  RETURN out;
-END $$;
-CREATE OR REPLACE FUNCTION bench.reserve_js(orderv jsonb) RETURNS jsonb LANGUAGE txv8 AS $$
-  const p = globalThis.benchReservePlans || (globalThis.benchReservePlans = {
-    select: plv8.prepare("SELECT stock FROM shop.inventory WHERE sku = $1", ["text"]),
-    update: plv8.prepare("UPDATE shop.inventory SET stock = stock - $1 WHERE sku = $2", ["int4", "text"]),
-  });
-  for (const it of orderv.items) {
-    const [row] = p.select.execute([it.sku]);
-    if (!row || row.stock < it.qty) throw new Error("out of stock: " + it.sku);
-    p.update.execute([it.qty, it.sku]);
-  }
-  return { orderId: orderv.orderId, reserved: true };
-$$`;
 
 function order(): { orderId: string; items: { sku: string; qty: number }[] } {
   const picked = new Set<number>();
@@ -100,6 +74,8 @@ async function call(variant: Variant, c: pg.PoolClient): Promise<number> {
         await c.query({ name: "plpgsql", text: "SELECT bench.reserve_plpgsql($1::jsonb) AS r", values: [JSON.stringify(o)] });
       } else if (variant === "js-bare") {
         await c.query({ name: "js-bare", text: "SELECT bench.reserve_js($1::jsonb) AS r", values: [JSON.stringify(o)] });
+      } else if (variant === "js-direct") {
+        await c.query({ name: "js-direct", text: "SELECT bench.reserve_js_direct($1::jsonb) AS r", values: [JSON.stringify(o)] });
       } else if (variant === "plpgsql-idem") {
         await c.query({ name: "plpgsql-idem", text: "SELECT bench.reserve_plpgsql_idem($1::jsonb, $2) AS r", values: [JSON.stringify(o), o.orderId] });
       } else {
@@ -203,6 +179,10 @@ async function main(): Promise<void> {
     );
     await setup.query("VACUUM ANALYZE shop.inventory");
     const [{ server_version }] = (await setup.query("SHOW server_version")).rows;
+    await setup.query("CREATE FUNCTION bench.txv8_lib() RETURNS text LANGUAGE txv8 AS $$ return String(plv8.txv8_version) $$");
+    const [{ lib }] = (await setup.query("SELECT bench.txv8_lib() AS lib")).rows;
+    const [major, minor] = String(lib).split(".").map(Number);
+    if (!(major! > 1 || (major === 1 && minor! >= 1))) VARIANTS = VARIANTS.filter((v) => v !== "js-direct"); // txv8 < 1.1
     await setup.end();
 
     const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-invoke" });
@@ -278,6 +258,13 @@ async function main(): Promise<void> {
             `vs node-pg ${(cn / ct).toFixed(2)}×, vs PL/pgSQL+idempotency row ${(ci / ct).toFixed(2)}×`,
         );
       }
+      // the language handler alone (same SQL, no recording), for reading txfn's runtime cost
+      const handler = (["js-bare", "js-direct"] as Variant[]).filter((v) => summary[v]).map((v) => {
+        const x = summary[v]![c]!, cv = cpu(v);
+        ratios[`${v.replace("-", "_")}_c${c}`] = x.tps / summary.plpgsql![c]!.tps;
+        return `${v} ${(x.tps / summary.plpgsql![c]!.tps).toFixed(2)}×` + (cv !== null && cp !== null ? ` (CPU ${(cp / cv).toFixed(2)}×)` : "");
+      });
+      console.log(`        handler alone vs PL/pgSQL: ${handler.join(", ")}`);
     }
     mkdirSync("bench/results", { recursive: true });
     const file = `bench/results/invoke-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
