@@ -22,7 +22,7 @@ import { startThrowawayCluster } from "../../test/support/throwaway-cluster.ts";
 import { Terminal, type Transaction } from "./inputs.ts";
 import type { SqlStyle } from "./logic.ts";
 import { defaultScale } from "./scale.ts";
-import { prepareDatabase, recreateDatabase, setCapture } from "./setup.ts";
+import { buildInfo, prepareDatabase, recreateDatabase, setCapture } from "./setup.ts";
 import { nodePgVariant, plpgsqlVariant, txfnVariant, withRetries, type Variant, type VariantName } from "./variants.ts";
 
 const { values: args } = parseArgs({
@@ -152,6 +152,7 @@ function variantOf(name: VariantName | "js-bare"): Variant {
 async function main(): Promise<void> {
   const cluster = await startThrowawayCluster();
   const results: Record<string, unknown>[] = [];
+  let build: Awaited<ReturnType<typeof buildInfo>> | undefined;
   try {
     const app = await recreateDatabase(cluster.url, "txfn_bench_tpcc_profile");
     const db = await prepareDatabase(app, SCALE, 3);
@@ -159,6 +160,8 @@ async function main(): Promise<void> {
     const postmaster = Number(readFileSync(`${cluster.cluster.dataDir}/postmaster.pid`, "utf8").split("\n")[0]);
     let k = 0;
     await pool.query(JS_BARE);
+    build = await buildInfo(pool);
+    console.log(`txfn ${build.commit}, ${build.txv8}, provenance capture by the ${build.captureTrigger} trigger`);
     for (const name of args.variants.split(",") as (VariantName | "js-bare")[]) {
       const v = variantOf(name);
       await setCapture(app, name === "txfn");
@@ -213,7 +216,7 @@ async function main(): Promise<void> {
   }
   mkdirSync("bench/results", { recursive: true });
   const out = `bench/results/tpcc-profile-${new Date().toISOString().replace(/[:.]/g, "-")}.json`;
-  writeFileSync(out, JSON.stringify({ sql: STYLE, concurrency: C, seconds: Number(args.seconds), scale: SCALE, results }, null, 2));
+  writeFileSync(out, JSON.stringify({ sql: STYLE, concurrency: C, seconds: Number(args.seconds), scale: SCALE, build, results }, null, 2));
   console.log(`\n${out}`);
 }
 

@@ -34,7 +34,7 @@ import { Terminal, type NURandConstants, type Transaction } from "./inputs.ts";
 import type { SqlStyle } from "./logic.ts";
 import { formatTable, ratios, summarise, type Round } from "./report.ts";
 import { defaultScale, scaleNotes } from "./scale.ts";
-import { dropDatabase, prepareDatabase, recreateDatabase, setCapture, withClient } from "./setup.ts";
+import { buildInfo, dropDatabase, prepareDatabase, recreateDatabase, setCapture, withClient } from "./setup.ts";
 import {
   ALL_VARIANTS,
   DBOS_VERSION,
@@ -205,9 +205,11 @@ async function main(): Promise<void> {
     const [{ server_version, iso }] = (await pool.query("SELECT current_setting('server_version') AS server_version, current_setting('default_transaction_isolation') AS iso")).rows;
     if (iso !== "repeatable read") throw new Error(`the pool's connections run at ${iso}, not repeatable read`);
     const machine = machineInfo();
+    const build = await buildInfo(pool);
     const header =
       `bench/tpcc: TPC-C New-Order + Payment (45:43), ${STYLE === "row" ? "row at a time" : "set at a time"}; PostgreSQL ${server_version}, ` +
-      `REPEATABLE READ${args["async-commit"] ? ", synchronous_commit off" : ""}; txfn bundle v${db.deployed.version} on ${db.deployed.language}; ` +
+      `REPEATABLE READ${args["async-commit"] ? ", synchronous_commit off" : ""}; txfn ${build.commit}, bundle v${db.deployed.version} on ${db.deployed.language} ${build.txv8}, ` +
+      `provenance capture by the ${build.captureTrigger} trigger; ` +
       `DBOS Transact @dbos-inc/dbos-sdk ${DBOS_VERSION} + @dbos-inc/postgres-datasource ${DBOS_VERSION}; ` +
       `${ROUNDS} round(s) × ${SECONDS}s per variant and concurrency (order rotates each round), warm-up ${WARMUP}s per variant; ` +
       `${machine.cores} × ${machine.cpu}, load average ${machine.loadavg.join(" ")} at start; data loaded in ${db.loadSeconds.toFixed(1)}s`;
@@ -249,7 +251,10 @@ async function main(): Promise<void> {
         {
           header,
           config: { quick: QUICK, seconds: SECONDS, rounds: ROUNDS, warmup: WARMUP, levels: LEVELS, sql: STYLE, isolation: "repeatable read", asyncCommit: args["async-commit"], seed: SEED, scale: SCALE, scaleNotes: scaleNotes(SCALE) },
-          versions: { postgres: server_version, node: process.version, dbosSdk: DBOS_VERSION, dbosPostgresDatasource: DBOS_VERSION, txfnBundle: db.deployed.version, language: db.deployed.language },
+          versions: {
+            postgres: server_version, node: process.version, dbosSdk: DBOS_VERSION, dbosPostgresDatasource: DBOS_VERSION,
+            txfnBundle: db.deployed.version, language: db.deployed.language, ...build,
+          },
           machine: { ...machine, loadavgEnd: loadavg() },
           consistency: { violated },
           summary,

@@ -4,6 +4,7 @@
  * idempotency table, DBOS's transaction_completion table, the data — and the switch of
  * provenance capture between rounds.
  */
+import { spawnSync } from "node:child_process";
 import { readFileSync } from "node:fs";
 import { fileURLToPath } from "node:url";
 import { PostgresDataSource } from "@dbos-inc/postgres-datasource";
@@ -81,4 +82,18 @@ export async function prepareDatabase(url: string, scale: Scale, seed = 1): Prom
 /** Turns provenance capture of the application tables on or off (DDL: between rounds only). */
 export async function setCapture(url: string, enabled: boolean): Promise<void> {
   await configure(url, { enabled });
+}
+
+/** What was measured: this checkout's commit (+ "-dirty": uncommitted changes in what the run uses), txv8's version, which capture trigger the sync installs. */
+export async function buildInfo(pool: pg.Pool | pg.ClientBase): Promise<{ commit: string; txv8: string; captureTrigger: string }> {
+  const git = (a: string[]) => spawnSync("git", a, { encoding: "utf8" }).stdout?.trim() ?? "";
+  const measured = ["runtime-sql", "migrations", "provenance", "capture", "extension/src", "client", "bundler", "bench/tpcc", "index.ts", "types.ts"];
+  const commit = (git(["rev-parse", "--short", "HEAD"]) || "unknown") + (git(["status", "--porcelain", "--untracked-files=no", "--", ...measured]) ? "-dirty" : "");
+  const r = await pool.query(
+    `SELECT (SELECT extversion FROM pg_extension WHERE extname = 'txv8') AS ext, to_regproc('txv8_version') IS NOT NULL AS has_version,
+            EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'txfn_capture') AS c_capture`,
+  );
+  const { ext, has_version, c_capture } = r.rows[0];
+  const txv8 = has_version ? `txv8 ${(await pool.query("SELECT txv8_version() AS v")).rows[0].v}` : `txv8 extension ${ext ?? "?"}`;
+  return { commit, txv8, captureTrigger: c_capture ? "C (txfn_capture)" : "PL/pgSQL" };
 }
