@@ -25,6 +25,22 @@ afterAll(() => {
   }
 });
 
+/**
+ * A checkout `user` can run txfn from: this one when that user can read it, else a copy (hard
+ * links where the file system allows) in a world-readable scratch directory — a clone in a
+ * root-only directory (mktemp -d's, /root) cannot be read by an unprivileged user.
+ */
+function checkoutReadableBy(user: string): string {
+  if (spawnSync("runuser", ["-u", user, "--", "test", "-r", join(REPO_ROOT, "bin/txfn.js")]).status === 0) return REPO_ROOT;
+  const copy = scratch();
+  for (const entry of ["bin", "cli", "db", "bundler", "client", "migrations", "runtime-sql", "provenance", "proxy", "replay", "workflows", "index.ts", "types.ts", "package.json", "tsconfig.json", "node_modules"]) {
+    if (!existsSync(join(REPO_ROOT, entry))) continue;
+    const linked = spawnSync("cp", ["-al", join(REPO_ROOT, entry), copy]).status === 0;
+    if (!linked) execFileSync("cp", ["-a", join(REPO_ROOT, entry), copy]);
+  }
+  return copy;
+}
+
 async function selectOne(url: string): Promise<number> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -176,17 +192,22 @@ describe.runIf(process.getuid?.() === 0)("txfn db as root", () => {
     expect(existsSync(dir)).toBe(false);
   });
 
-  // txfn itself runs as postgres here, so the checkout must be readable by that user (a clone in
-  // a root-only directory, such as mktemp -d's, is not: then there is nothing to run).
-  const postgresCanRun = spawnSync("runuser", ["-u", "postgres", "--", "test", "-r", join(REPO_ROOT, "bin/txfn.js")]).status === 0;
-  it.runIf(postgresCanRun)("refuses, with a clear message, a data directory owned by another user", () => {
+  it("refuses, with a clear message, a data directory owned by another user", () => {
     const postgres = lookupUser("postgres")!;
     const nobody = lookupUser("nobody")!;
     const root = scratch();
     const dir = join(root, "pg");
     mkdirSync(dir);
     chownSync(dir, nobody.uid, nobody.gid);
-    const res = txfnSync(["db", "start", "--data-dir", dir], { uid: postgres.uid, gid: postgres.gid, cwd: "/", env: { HOME: postgres.home } });
+    const bin = join(checkoutReadableBy("postgres"), "bin/txfn.js");
+    const res = spawnSync(process.execPath, [bin, "db", "start", "--data-dir", dir], {
+      encoding: "utf8",
+      uid: postgres.uid,
+      gid: postgres.gid,
+      cwd: "/",
+      env: { ...process.env, HOME: postgres.home },
+      timeout: 180_000,
+    });
     expect(res.status).toBe(1);
     expect(res.stderr).toMatch(/belongs to nobody, but txfn runs as postgres/);
   });
