@@ -13,6 +13,7 @@ export {
   type RecentOptions,
 } from "./audit.ts";
 export { changeOrder, parseKey, rowHistory, type RowHistory, type RowVersion } from "./history.ts";
+export { invocationReads, type InvocationReads, type ReadRecord } from "./reads.ts";
 export { listHolds, prune, releaseHold, setHold, type Hold, type PruneOptions, type PruneResult } from "./prune.ts";
 export {
   configure,

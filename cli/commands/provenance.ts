@@ -1,6 +1,6 @@
 /**
  * `txfn history <table> <key>`, `txfn audit [--follow] …`, `txfn prune --before <time>`, and
- * `txfn provenance status|sync|config|hold|release` (provenance/).
+ * `txfn provenance status|sync|config|reads|hold|release` (provenance/).
  */
 import type { Command } from "commander";
 import { databaseUrl } from "../../db/connection.ts";
@@ -10,6 +10,7 @@ import {
   configure,
   diffRows,
   followChanges,
+  invocationReads,
   listHolds,
   parseCursor,
   provenanceStatus,
@@ -22,6 +23,7 @@ import {
   type CaptureTriggerStatus,
   type Change,
   type ColumnDiff,
+  type InvocationReads,
   type ProvenanceConfig,
 } from "../../provenance/index.ts";
 import { CliError } from "../errors.ts";
@@ -169,6 +171,24 @@ async function audit(flags: AuditFlags): Promise<void> {
   }
 }
 
+/** Text form of `txfn provenance reads`: a header, then one line per statement in the order it ran. */
+export function readsText(r: InvocationReads): string[] {
+  const head = `invocation ${r.invocationId} ${r.function} v${r.version} (${r.status}), xid ${r.xid}: ${r.reads.length} read(s)`;
+  if (r.reads.length === 0) {
+    const why = r.status === "error" ? "an application error's reads are rolled back with its body"
+      : r.captureReads ? "it ran no ctx.query/ctx.execute, or ran before read provenance was turned on"
+      : "read provenance is off (txfn provenance config --reads on)";
+    return [`${head} — ${why}`];
+  }
+  const lines = [head];
+  for (const x of r.reads) {
+    const rows = x.rowCount === null ? "" : `${x.rowCount} row(s)  `;
+    const params = x.params !== null && x.params.length > 0 ? `  ${JSON.stringify(x.params)}` : "";
+    lines.push(`  #${String(x.seq).padEnd(4)} ${rows}${x.sql.replace(/\s+/g, " ").trim()}${params}`);
+  }
+  return lines;
+}
+
 function parseBool(text: string, option: string): boolean {
   if (/^(on|true|yes|1)$/i.test(text)) return true;
   if (/^(off|false|no|0)$/i.test(text)) return false;
@@ -300,6 +320,29 @@ export function registerProvenanceCommands(program: Command): void {
       for (const w of r.warnings) console.error(`warning: ${w}`);
       await out(JSON.stringify(r.config));
       for (const t of r.tables) if (t.action !== "unchanged") await out(`${t.action.padEnd(9)} ${t.table}`);
+    });
+
+  prov
+    .command("reads")
+    .description(
+      "read provenance of one invocation: the SQL text, parameters and row count of each ctx.query/ctx.execute it ran, " +
+        "in order (recorded while txfn provenance config --reads is on)",
+    )
+    .requiredOption("--invocation <id>", "invocation id (the invocationId of its envelope)")
+    .option("--json", "print JSON")
+    .addHelpText(
+      "after",
+      "\nText: a header, then per statement `#<seq> <n> row(s)  <sql>  <params as JSON>` (seq: the transaction's sequence,\n" +
+        "shared with captured writes, so `txfn audit` changes of the same xid interleave with it).\n" +
+        "JSON: {\"invocationId\": \"42\", \"function\": \"getItem\", \"version\": 3, \"status\": \"ok\"|\"error\", \"xid\": \"1234\",\n" +
+        "       \"captureReads\": true, \"reads\": [{\"seq\": 1, \"sql\": \"SELECT …\", \"params\": [\"a\", \"9007199254740993\"], \"rowCount\": 1}]}\n" +
+        "params are encoded as outputs are (bigint → decimal string, Date → ISO-8601, bytea → \"\\\\x…\"); rowCount is rows returned,\n" +
+        "else rows affected, null when the statement reported neither.",
+    )
+    .action(async (opts: { invocation: string; json?: boolean }) => {
+      const r = await explained(async () => invocationReads(await databaseUrl(), opts.invocation));
+      if (opts.json) return out(JSON.stringify(r, null, 2));
+      for (const line of readsText(r)) await out(line);
     });
 
   prov
