@@ -170,7 +170,8 @@
       " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
       " ON CONFLICT (idempotency_key) DO NOTHING" +
       " RETURNING id::text AS id, version, isolation, ctid::text AS ctid," +
-      " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2"
+      " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2," +
+      " txfn._provenance_reads_on() AS reads"
     );
   }
 
@@ -185,7 +186,9 @@
       // The claim. Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert (its
       // dirty-snapshot probe takes no SSI predicate lock, so claims of different keys do not
       // conflict under SERIALIZABLE). The same statement resolves the active version and sets
-      // the transaction-local settings provenance reads. ctid is kept for the final update.
+      // the transaction-local settings provenance reads. `reads`: read provenance is on (an
+      // IMMUTABLE function the plan folds to a constant, re-planned when it changes: free).
+      // ctid is kept for the final update.
       claim: prepareDirect(claimSql(false), CLAIM_TYPES),
       // The same claim under a given id (option invocationId: replay on a reconstructed database).
       claimWithId: prepareDirect(claimSql(true), CLAIM_TYPES.concat(["text"])),
@@ -229,10 +232,15 @@
   /** A `;` followed by more SQL: several statements in one string (run unprepared, as plv8.execute does). */
   const MULTI_STATEMENT = /;\s*\S/;
   const userPlans = new Map();
-  function runUserSql(sql, params) {
+  function runUserSql(inv, sql, params) {
     if (typeof sql !== "string") throw new TypeError("ctx.query/ctx.execute: sql must be a string");
     const args = params === undefined ? [] : params;
     if (!Array.isArray(args)) throw new TypeError("ctx.query/ctx.execute: params must be an array");
+    const result = executeUserSql(sql, args);
+    if (inv.reads) recordRead(inv, sql, args, result); // after the statement completed: a failed one is not recorded
+    return result;
+  }
+  function executeUserSql(sql, args) {
     let plan = userPlans.get(sql);
     if (plan === undefined) {
       if (args.length === 0 && MULTI_STATEMENT.test(sql)) return plv8.execute(sql); // cannot be prepared
@@ -245,6 +253,36 @@
       userPlans.set(sql, plan);
     }
     return plan.execute(args);
+  }
+
+  /**
+   * Read provenance (provenance/README.md "Read provenance"), when the claim said it is on:
+   * one row per completed ctx.query/ctx.execute through txfn._provenance_read, in the
+   * statement's (sub)transaction, attributed by txfn.invocation_id. A readOnly body cannot
+   * INSERT: its reads are kept (`pendingReads`) and written after its read-only call returns.
+   */
+  let readPlan = null; // prepared at the first read recorded (the function comes with capture)
+  function recordRead(inv, sql, args, result) {
+    let params;
+    try {
+      params = encode(args);
+    } catch (e) {
+      params = JSON.stringify({ unencodable: String(e && e.message) }); // e.g. a cycle
+    }
+    const read = [sql, params, Array.isArray(result) ? result.length : typeof result === "number" ? result : null];
+    if (inv.pendingReads !== null) inv.pendingReads.push(read);
+    else writeRead(read);
+  }
+  function writeRead(read) {
+    if (readPlan === null) readPlan = prepareDirect("SELECT txfn._provenance_read($1, $2::jsonb, $3)", ["text", "text", "int8"]);
+    readPlan.execute(read);
+  }
+  /** After a readOnly body's call: writes its kept reads, in order; returns `value`. */
+  function writePendingReads(inv, value) {
+    const pending = inv.pendingReads;
+    inv.pendingReads = null;
+    if (pending !== null) for (const read of pending) writeRead(read);
+    return value;
   }
 
   // --- bundles: evaluated once per context and version ---------------------------------------
@@ -505,16 +543,23 @@
       this[INVOCATION] = inv;
     }
     query(sql, params) {
-      const r = runUserSql(sql, params);
+      const r = runUserSql(this[INVOCATION], sql, params);
       return Array.isArray(r) ? r : [];
     }
     execute(sql, params) {
-      const r = runUserSql(sql, params);
+      const r = runUserSql(this[INVOCATION], sql, params);
       return Array.isArray(r) ? r.length : r;
     }
     subtransaction(fn) {
       if (typeof fn !== "function") throw new TypeError("ctx.subtransaction: fn must be a function");
-      return runSubtransaction(fn);
+      const pending = this[INVOCATION].pendingReads;
+      const kept = pending === null ? 0 : pending.length;
+      try {
+        return runSubtransaction(fn);
+      } catch (e) {
+        if (pending !== null) pending.length = kept; // rolled back: its reads go, as recorded ones would
+        throw e;
+      }
     }
     call(fn, input) {
       const inv = this[INVOCATION];
@@ -656,16 +701,19 @@
     checkIsolation(fnName, fn.options.isolation, row.isolation, options.relaxIsolation);
 
     const outer = current;
+    const reads = row.reads === true;
     const inv = {
       id: row.id, key: key === undefined ? null : key, workflowId: options.workflowId, workflowStep: options.workflowStep,
       bundle, isolation: row.isolation, relaxIsolation: options.relaxIsolation,
+      reads, pendingReads: reads && fn.options.readOnly ? [] : null,
     };
     current = inv;
     let outcome;
     try {
       const input = inputText === null || inputText === undefined ? null : JSON.parse(inputText);
       const run = () => encode(fn.body(new Context(inv, fnName), input));
-      outcome = withPin({ time, random: makeRandom(seed) }, () => runIsolated(fn.options.readOnly ? () => runReadOnly(run) : run));
+      const work = fn.options.readOnly ? () => writePendingReads(inv, runReadOnly(run)) : run;
+      outcome = withPin({ time, random: makeRandom(seed) }, () => runIsolated(work));
     } finally {
       current = outer;
       if (outer !== null) p.restoreId.execute([outer.id, String(outer.bundle.version)]);
