@@ -263,12 +263,10 @@
    */
   let readPlan = null; // prepared at the first read recorded (the function comes with capture)
   function recordRead(inv, sql, args, result) {
-    let params;
+    let params = null; // parameters that cannot be encoded (a cycle) are recorded as NULL
     try {
       params = encode(args);
-    } catch (e) {
-      params = JSON.stringify({ unencodable: String(e && e.message) }); // e.g. a cycle
-    }
+    } catch (_e) {}
     const read = [sql, params, Array.isArray(result) ? result.length : typeof result === "number" ? result : null];
     if (inv.pendingReads !== null) inv.pendingReads.push(read);
     else writeRead(read);
