@@ -2,9 +2,10 @@
 -- txfn.provenance_config.capture_reads as a constant, re-created by a trigger whenever that
 -- column changes. The claim statement of every invocation calls it; being IMMUTABLE it is folded
 -- into the claim's cached plan, which PostgreSQL re-plans when the function is replaced — so
--- reading the switch costs nothing per invocation. (A subquery on txfn.provenance_config cost
--- ~15k instructions per invocation, about 1.6% of reserveInventory: executor start-up of the
--- scan and, under SERIALIZABLE, a predicate lock.) See provenance/README.md "Read provenance".
+-- reading the switch costs the claim one more returned column. (A subquery on
+-- txfn.provenance_config cost 16.6k instructions per invocation, 1.6% of reserveInventory:
+-- executor start-up of the scan and, under SERIALIZABLE, a predicate lock.) See
+-- provenance/README.md "Read provenance".
 
 -- Up Migration
 CREATE FUNCTION txfn._provenance_reads_on() RETURNS boolean LANGUAGE sql IMMUTABLE AS $$ SELECT false $$;
