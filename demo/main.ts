@@ -25,7 +25,7 @@ import { EmbeddedCluster } from "../db/cluster.ts";
 import { clusterDir } from "../db/connection.ts";
 import { runChecks } from "./checks.ts";
 import { Children, REPO_ROOT, type Child } from "./children.ts";
-import { checkGivenDatabase, databaseName, freshDatabase, redact, siblingUrl } from "./database.ts";
+import { assertOwnedOrAbsent, checkGivenDatabase, databaseName, freshDatabase, redact, siblingUrl } from "./database.ts";
 import { outcomeClass, runLoad, type LoadResult } from "./load.ts";
 import { planOrders } from "./orders.ts";
 import { NO_OVERSELL, OVERSELL_FIXED, OVERSELL_PROJECT, runRace, type RaceResult } from "./oversell.ts";
@@ -41,6 +41,7 @@ const USAGE = `usage: npm run demo -- [--orders N] [--skus N] [--seed N] [--conc
   --seed N          the generator's seed (default 20240601): the same orders every run
   --concurrency N   HTTP clients sending orders at once (default 24)
   --database NAME   the demo's database on the private cluster (default demo), recreated each run;
+                    an existing database the demo did not make is refused, never dropped;
                     with DATABASE_URL set, that database is used instead (it must not hold the app)
   --json            end with one line of JSON: the summary (for tests and scripts)
   --log-dir DIR     where the child processes' logs go (default .txfn/demo/<database>)`;
@@ -148,10 +149,16 @@ async function main(): Promise<number> {
     );
 
     // 2. The run's database.
+    const oversellHowTo = givenUrl
+      ? `The race needs ${oversellName} beside the database of DATABASE_URL: point DATABASE_URL at a database of another name, or drop ${oversellName} yourself if you no longer need it.`
+      : `Pick another name (npm run demo -- --database <another name>; the race uses <name>_oversell), or drop ${oversellName} yourself if you no longer need it.`;
     let url = givenUrl ?? "";
     await ui.stage(
       givenUrl ? `check that database ${dbName} (DATABASE_URL) is free for the demo` : `a fresh database for this run: ${dbName} (dropped and created again)`,
       async () => {
+        // Both databases are checked before anything is dropped, created or run.
+        if (!givenUrl) await assertOwnedOrAbsent(serverUrl, dbName);
+        await assertOwnedOrAbsent(givenUrl ?? serverUrl, oversellName, oversellHowTo);
         if (givenUrl && (await checkGivenDatabase(givenUrl)) === "recreated") ui.info("a database this demo made before: dropped and created again");
         else if (!givenUrl) url = await freshDatabase(serverUrl, dbName);
         ui.info(`${redact(url)}`);
@@ -366,7 +373,7 @@ async function main(): Promise<number> {
     const fixed = relative(REPO_ROOT, OVERSELL_FIXED);
     let race: RaceResult | undefined;
     await ui.stage(`record the oversell race: the buggy split reserve (${project}) in database ${oversellName}`, async () => {
-      await freshDatabase(url, oversellName);
+      await freshDatabase(url, oversellName, oversellHowTo);
       ui.info(cyan(`$ npx txfn deploy ${project}`) + dim("   # checkStock, then takeStock: two transactions"));
       await children.runOk(["deploy", project], { DATABASE_URL: oversellUrl });
       race = await runRace(oversellUrl);

@@ -65,7 +65,10 @@ export interface RetroOptions extends ReplayOptions {
  * and seed, same bundle versions; compares every output, error and write with the record.
  * @throws ReplayError for a bad selection, pruned provenance or a failing reconstruction.
  */
-export function replayTrace(options: ReplayOptions): Promise<ReplayReport> {
+export async function replayTrace(options: ReplayOptions): Promise<ReplayReport> {
+  if (options.until !== undefined && options.order === "commit") {
+    throw new ReplayError("--until and --order commit cannot be combined: --until stops the snapshot-order schedule", "drop --order commit (snapshot order is the default)");
+  }
   return execute("replay", options);
 }
 
@@ -77,10 +80,32 @@ export function replayTrace(options: ReplayOptions): Promise<ReplayReport> {
  * @throws ReplayError as replayTrace, and for a bundle that does not build or deploy.
  */
 export async function retroTrace(options: RetroOptions): Promise<ReplayReport> {
-  if ((options.bundleDir === undefined) === (options.version === undefined)) {
-    throw new ReplayError("retroaction needs new code: --bundle <dir> or --bundle-version <n> (one of them)");
+  if (options.bundleDir !== undefined && options.version !== undefined) {
+    throw new ReplayError("--bundle and --bundle-version are mutually exclusive: give one of them", RETRO_CODE_HINT);
   }
+  if (options.bundleDir === undefined && options.version === undefined) {
+    throw new ReplayError("retroaction needs new code: --bundle <dir> or --bundle-version <n>", RETRO_CODE_HINT);
+  }
+  if (options.functions !== undefined && options.functions.length === 0) throw new ReplayError("--functions needs at least one function name");
   return execute("retro", options);
+}
+
+const RETRO_CODE_HINT = "--bundle <dir> builds a function project; --bundle-version <n> runs a version deployed in the source (txfn versions lists them)";
+
+/**
+ * Refuses `--functions` names the new code does not have (they would silently run their recorded
+ * version, reported as "same").
+ * @throws ReplayError naming them and listing the bundle's functions.
+ */
+function checkSwapped(functions: string[] | undefined, have: string[], bundle: string): void {
+  if (functions === undefined) return;
+  const unknown = functions.filter((f) => !have.includes(f));
+  if (unknown.length === 0) return;
+  throw new ReplayError(
+    `--functions: ${unknown.join(", ")} ${unknown.length === 1 ? "is not a function" : "are not functions"} of ${bundle} ` +
+      `(its functions: ${[...have].sort().join(", ") || "none"})`,
+    "--functions takes names of the new code's functions, comma-separated (--function, singular, selects the trace)",
+  );
 }
 
 const OUTCOMES: Outcome[] = ["same", "output changed", "writes changed", "now fails", "now succeeds", "did not run"];
@@ -100,9 +125,16 @@ async function readAndDump(o: RetroOptions, dumpFile: string, holdName: () => st
       if (code === "42P01" || code === "3F000") throw new ReplayError("txfn is not installed in this database (nothing deployed)", "txfn deploy <dir>");
       throw e;
     });
+    if (o.until !== undefined && !rec.units.some((u) => u.invocations.some((i) => i.id === o.until))) {
+      throw new ReplayError(`invocation ${o.until} is not in the selected trace`, "select a trace that holds it, or give --until alone");
+    }
     if (o.version !== undefined) {
-      const v = await src.query("SELECT 1 FROM txfn.bundles WHERE version = $1", [o.version]);
+      const v = await src.query<{ functions: string[] }>(
+        "SELECT ARRAY(SELECT jsonb_object_keys(manifest->'functions')) AS functions FROM txfn.bundles WHERE version = $1",
+        [o.version],
+      );
       if (v.rowCount === 0) throw new ReplayError(`no bundle version ${o.version}`, "txfn versions lists them");
+      checkSwapped(o.functions, v.rows[0]!.functions, `bundle version ${o.version}`);
     }
     const scratch = await openTarget();
     const hold = new pg.Client({ connectionString: o.url, application_name: "txfn-replay" });
@@ -143,7 +175,10 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
   const log = o.log ?? (() => {});
   const t0 = Date.now();
   let bundle: Bundle | undefined;
-  if (o.bundleDir !== undefined) bundle = await build(o.bundleDir); // fails before anything is created
+  if (o.bundleDir !== undefined) {
+    bundle = await build(o.bundleDir); // fails before anything is created
+    checkSwapped(o.functions, Object.keys(bundle.manifest.functions), `the bundle built from ${o.bundleDir}`);
+  }
   const dir = mkdtempSync(join(tmpdir(), "txfn-replay-"));
   let scratch: Scratch | undefined;
   let held = false;
@@ -185,7 +220,6 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
 
     const until = o.until !== undefined ? rec.units.find((u) => u.invocations.some((i) => i.id === o.until)) : undefined;
     if (o.until !== undefined && !until) throw new ReplayError(`invocation ${o.until} is not in the selected trace`);
-    if (until && o.order === "commit") throw new ReplayError("--until needs snapshot order");
     const invocationTotal = rec.invocations.length;
     let doneInvocations = 0;
     let diverged = false;

@@ -2,7 +2,9 @@
 // trace (--workflows) whose rows other transactions changed in between and after replays with no
 // divergence and no final-state difference; --target reconstructs into a given database and
 // keeps it; --row selects every writer of a row; --bundle-version and --functions; --stop-at-
-// divergence; --json against the readable report; a schema changed since the trace is detected.
+// divergence; --json against the readable report; a schema changed since the trace is detected;
+// option combinations that cannot work (--functions the new code lacks, --bundle with
+// --bundle-version, --until with --order commit or outside the trace) are errors.
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -172,6 +174,32 @@ describe("the oversell race: --bundle-version and --functions", () => {
     const missing = await txfn(["retro", "--invocations", ids.join(","), "--bundle-version", "999"], env());
     expect(missing.status).toBe(1);
     expect(missing.stderr).toMatch(/no bundle version 999/);
+    expect(await scratchLeft()).toBe(0);
+  });
+
+  it("option combinations that cannot work are errors that say why, before anything is created", async () => {
+    const trace = ["--invocations", ids.join(",")];
+    const functions = "(its functions: checkStock, noteStock, restock, takeStock)";
+    // A --functions name the new code lacks would run its recorded version and read as "same".
+    const byVersion = await txfn(["retro", ...trace, "--bundle-version", String(fixed), "--functions", "takeStock,nope"], env());
+    expect(byVersion.status).toBe(1);
+    expect(byVersion.stdout).toBe("");
+    expect(byVersion.stderr).toContain(`txfn: --functions: nope is not a function of bundle version ${fixed} ${functions}`);
+    const built = await txfn(["retro", ...trace, "--bundle", "functions/examples/oversell-fixed", "--functions", "nope,nada"], env());
+    expect(built.status).toBe(1);
+    expect(built.stderr).toContain(`txfn: --functions: nope, nada are not functions of the bundle built from functions/examples/oversell-fixed ${functions}`);
+    const both = await txfn(["retro", ...trace, "--bundle", "functions/examples/oversell-fixed", "--bundle-version", String(fixed)], env());
+    expect(both.status).toBe(1);
+    expect(both.stderr).toMatch(/^txfn: --bundle and --bundle-version are mutually exclusive: give one of them\n/);
+    const neither = await txfn(["retro", ...trace], env());
+    expect(neither.status).toBe(1);
+    expect(neither.stderr).toMatch(/^txfn: give the new code: --bundle <dir> or --bundle-version <n>\n/);
+    const commit = await txfn(["replay", "--until", ids[0]!, "--order", "commit"], env());
+    expect(commit.status).toBe(1);
+    expect(commit.stderr).toMatch(/^txfn: --until and --order commit cannot be combined/);
+    const outside = await txfn(["replay", "--invocations", ids[0]!, "--until", ids[1]!], env());
+    expect(outside.status).toBe(1);
+    expect(outside.stderr).toMatch(new RegExp(`^txfn: invocation ${ids[1]} is not in the selected trace`));
     expect(await scratchLeft()).toBe(0);
   });
 });

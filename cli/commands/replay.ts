@@ -162,6 +162,10 @@ export function registerReplayCommands(program: Command): void {
     .action(async (flags: ReplayFlags) => {
       const selector = selectorOf(flags);
       if (flags.until !== undefined) ids(flags.until, "--until");
+      if (flags.until !== undefined && flags.order === "commit") {
+        throw new CliError("--until and --order commit cannot be combined: --until stops the snapshot-order schedule", "drop --order commit (snapshot order is the default)");
+      }
+      const maxConnections = flags.maxConnections !== undefined ? positiveInt(flags.maxConnections, "--max-connections") : undefined;
       const bar = progressBar(flags.progress !== false);
       const report = await explained(() =>
         withSignal(async (signal) =>
@@ -177,7 +181,7 @@ export function registerReplayCommands(program: Command): void {
             ...(flags.keep ? { keep: true } : {}),
             ...(flags.all ? { all: true } : {}),
             ...(flags.stopAtDivergence ? { stopAtDivergence: true } : {}),
-            ...(flags.maxConnections !== undefined ? { maxConnections: positiveInt(flags.maxConnections, "--max-connections") } : {}),
+            ...(maxConnections !== undefined ? { maxConnections } : {}),
           }).finally(() => bar.stop()),
         ),
       );
@@ -200,7 +204,14 @@ export function registerReplayCommands(program: Command): void {
     .option("--functions <names>", "only these functions run the new code (comma-separated)")
     .action(async (flags: RetroFlags) => {
       const selector = selectorOf(flags);
-      if ((flags.bundle === undefined) === (flags.bundleVersion === undefined)) throw new CliError("give the new code: --bundle <dir> or --bundle-version <n>");
+      const codeHint = "--bundle <dir> builds a function project; --bundle-version <n> runs a version deployed in the source (txfn versions lists them)";
+      if (flags.bundle !== undefined && flags.bundleVersion !== undefined) {
+        throw new CliError("--bundle and --bundle-version are mutually exclusive: give one of them", codeHint);
+      }
+      if (flags.bundle === undefined && flags.bundleVersion === undefined) throw new CliError("give the new code: --bundle <dir> or --bundle-version <n>", codeHint);
+      const version = flags.bundleVersion !== undefined ? positiveInt(flags.bundleVersion, "--bundle-version") : undefined;
+      const functions = flags.functions !== undefined ? list(flags.functions, "--functions") : undefined;
+      const maxConnections = flags.maxConnections !== undefined ? positiveInt(flags.maxConnections, "--max-connections") : undefined;
       const bar = progressBar(flags.progress !== false);
       const report = await explained(() =>
         withSignal(async (signal) =>
@@ -211,12 +222,12 @@ export function registerReplayCommands(program: Command): void {
             signal,
             onProgress: bar.update,
             ...(flags.bundle !== undefined ? { bundleDir: flags.bundle } : {}),
-            ...(flags.bundleVersion !== undefined ? { version: positiveInt(flags.bundleVersion, "--bundle-version") } : {}),
-            ...(flags.functions !== undefined ? { functions: list(flags.functions, "--functions") } : {}),
+            ...(version !== undefined ? { version } : {}),
+            ...(functions !== undefined ? { functions } : {}),
             ...(flags.target !== undefined ? { target: flags.target } : {}),
             ...(flags.keep ? { keep: true } : {}),
             ...(flags.all ? { all: true } : {}),
-            ...(flags.maxConnections !== undefined ? { maxConnections: positiveInt(flags.maxConnections, "--max-connections") } : {}),
+            ...(maxConnections !== undefined ? { maxConnections } : {}),
           }).finally(() => bar.stop()),
         ),
       );
