@@ -126,9 +126,10 @@ export async function bundleProject(layout: ProjectLayout, options: ResolvedBuil
   const code = js.text.replace(/\n\/\/# sourceMappingURL=[^\n]*\n?$/, "\n");
   const sizeBytes = Buffer.byteLength(code);
   if (sizeBytes > options.maxBundleBytes) {
+    const largest = largestInputs(result.metafile, layout.root);
     throw new BuildError(
-      `bundle is ${sizeBytes} bytes, over the limit of ${options.maxBundleBytes} (maxBundleBytes / --max-bundle-bytes); ` +
-        `largest inputs: ${largestInputs(result.metafile)}`,
+      `bundle is ${sizeBytes} bytes, over the limit of ${options.maxBundleBytes} (maxBundleBytes / --max-bundle-bytes)` +
+        (largest ? `; largest inputs: ${largest}` : ""),
     );
   }
   return {
@@ -196,12 +197,15 @@ function formatMessage(m: esbuild.Message, root: string): string {
   return `  ${loc}${m.text}`;
 }
 
-function largestInputs(meta: esbuild.Metafile): string {
-  const out = Object.values(meta.outputs)[0];
-  if (!out) return "?";
+/** The three inputs that take most of the bundle ("" when esbuild's metafile names none). */
+function largestInputs(meta: esbuild.Metafile, root: string): string {
+  // The outputs are the .js and its .js.map (whose inputs are empty), in no promised order.
+  const out = Object.entries(meta.outputs).find(([path]) => path.endsWith(".js"))?.[1];
+  if (!out) return "";
   return Object.entries(out.inputs)
+    .filter(([p, v]) => v.bytesInOutput > 0 && !p.endsWith(ENTRY))
     .sort((a, b) => b[1].bytesInOutput - a[1].bytesInOutput)
     .slice(0, 3)
-    .map(([p, v]) => `${basename(p)} ${v.bytesInOutput} B`)
+    .map(([p, v]) => `${displayPath(p, root)} ${v.bytesInOutput} B`)
     .join(", ");
 }
