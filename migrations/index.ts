@@ -13,7 +13,8 @@
  * (see `savepointClient`); migrations that opt out of transactions are refused.
  */
 import { createHash } from "node:crypto";
-import { existsSync, readFileSync } from "node:fs";
+import { existsSync, readFileSync, readdirSync } from "node:fs";
+import { basename, extname } from "node:path";
 import { fileURLToPath } from "node:url";
 import { runner } from "node-pg-migrate";
 import type pg from "pg";
@@ -59,6 +60,53 @@ function savepointClient(client: pg.ClientBase, name: string): pg.ClientBase {
 }
 
 /**
+ * node-pg-migrate's logger, quiet: its progress lines ("> Migrating files", "> Rolling back
+ * attempted migration ...", "#> WARNING: Need to break single transaction! <") and its errors
+ * all come with an outcome or a thrown error that txfn reports in its own words; any other
+ * warning goes to `log`.
+ */
+function quietLogger(log: Log) {
+  const none = () => {};
+  return { debug: none, info: none, error: none, warn: (message: string) => (/^#?> /.test(message) ? undefined : log(`warning: ${message}`)) };
+}
+
+/** Migration names of `dir` as node-pg-migrate names them: file names without extension, dot-files left out. */
+function migrationNames(dir: string): string[] {
+  try {
+    return readdirSync(dir).filter((f) => !f.startsWith(".")).map((f) => basename(f, extname(f)));
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * What node-pg-migrate's "Not run migration A is preceding already run migration B" means here:
+ * the history table lists B at a place where the folder has A, which has not run.
+ */
+function outOfOrder(dir: string, table: string, pending: string, ran: string): string {
+  const history = `txfn.${table}`;
+  const list = `SELECT name, run_on FROM ${history} ORDER BY id`;
+  if (table === "migrations") {
+    return (
+      `txfn's system migration ${pending} has not run in this database, yet ${ran}, which comes after it, has (${history}): ` +
+      `the txfn schema here was set up by another txfn version; deploy with that version or a newer one (${list})`
+    );
+  }
+  if (!migrationNames(dir).includes(ran)) {
+    return (
+      `this database's migration history (${history}) belongs to another project: migration ${ran} ran here and ${dir} has no such ` +
+      `migration, while its own ${pending} has not run. Deploy each project into a database of its own (create one and ` +
+      `point DATABASE_URL at it), or make them one project with one migrations folder (${list})`
+    );
+  }
+  return (
+    `migration ${pending} has not run in this database, but it sorts before ${ran}, which already ran (${history}): the order ` +
+    `changed (a migration added, or renamed, with an earlier number than one already run). Give ${pending} a number after the ` +
+    `last migration run — migrations run in file-name order and each once (${list})`
+  );
+}
+
+/**
  * Applies the pending migrations of `dir` inside the caller's open transaction.
  * @returns the names of the migrations applied (empty when none was pending).
  * @throws MigrationError naming the migration and the database's message.
@@ -79,12 +127,14 @@ export async function migrateInTransaction(
       singleTransaction: true,
       noLock: true, // deploy holds a transaction-level advisory lock instead
       checkOrder: true,
-      logger: { debug: () => {}, info: () => {}, warn: log, error: () => {} },
+      logger: quietLogger(log),
     });
     return applied.map((m) => m.name);
   } catch (err) {
     if (err instanceof MigrationError) throw err;
     const e = err as Error & { detail?: string };
+    const order = /^Not run migration (.+) is preceding already run migration (.+)$/.exec(e.message ?? "");
+    if (order) throw new MigrationError(outOfOrder(options.dir, options.table, order[1]!, order[2]!));
     throw new MigrationError(`migration failed (${options.dir}): ${e.message}${e.detail ? ` (${e.detail})` : ""}`);
   }
 }
