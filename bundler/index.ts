@@ -4,6 +4,7 @@
  */
 import { bundleProject, projectLayout, type ProjectLayout } from "./build.ts";
 import { extractManifest, type Manifest } from "./manifest.ts";
+import { BundleLoadError, mapLoadError } from "./load-error.ts";
 import { resolveBuildOptions, type BuildOptions, type ResolvedBuildOptions } from "./options.ts";
 
 export { BuildError, type BuildOptions } from "./options.ts";
@@ -34,7 +35,12 @@ export async function build(path: string, options: BuildOptions = {}): Promise<B
   const raw = await bundleProject(layout, resolved);
   // The TypeScript compiler takes seconds to load: only builds that want schemas pay for it.
   const types = resolved.schemas ? (await import("./schema.ts")).functionSchemas(layout.files, layout.dir) : new Map();
-  const manifest = extractManifest(raw.code, resolved.appSchema, types);
+  let manifest: Manifest;
+  try {
+    manifest = extractManifest(raw.code, resolved.appSchema, types);
+  } catch (err) {
+    throw err instanceof BundleLoadError ? await mapLoadError(err, raw.sourceMap) : err;
+  }
   return {
     code: raw.code,
     sourceMap: raw.sourceMap,

@@ -7,6 +7,7 @@
  */
 import vm from "node:vm";
 import type { IsolationLevel } from "../types.ts";
+import { BundleLoadError, LOAD_FILENAME } from "./load-error.ts";
 import { BuildError } from "./options.ts";
 import type { FunctionTypes, JsonSchema } from "./schema.ts";
 
@@ -44,12 +45,15 @@ function evaluateBundle(code: string): Record<string, Record<string, unknown>> {
   };
   try {
     const factory = vm.runInContext(`(function (module, exports, require) {\n${code}\n})`, context, {
-      filename: "txfn-bundle.js",
+      filename: LOAD_FILENAME, // its frames are mapped to the sources by load-error.ts
       timeout: 5_000,
     }) as (m: unknown, e: unknown, r: unknown) => void;
     factory(module, module.exports, require);
   } catch (err) {
-    throw new BuildError(`the bundle failed while loading its modules: ${(err as Error).message ?? String(err)}`);
+    // Thrown in the vm context: not an instance of this realm's Error.
+    const e = err as { name?: unknown; message?: unknown; stack?: unknown } | null;
+    const reason = e !== null && typeof e === "object" && e.message !== undefined ? String(e.message) : String(err);
+    throw new BundleLoadError(reason, typeof e?.stack === "string" ? e.stack : undefined);
   }
   return (module.exports.modules ?? {}) as Record<string, Record<string, unknown>>;
 }
@@ -70,7 +74,8 @@ export function sqlNameOf(name: string): string {
 /**
  * Builds the manifest from the bundle code and the schemas.
  * @throws BuildError when the bundle exports no transaction function, two files export the
- *   same name, or two names map to the same SQL wrapper.
+ *   same name, or two names map to the same SQL wrapper; BundleLoadError when its top-level
+ *   code throws (build() maps its stack through the source map).
  */
 export function extractManifest(code: string, appSchema: string, types: Map<string, FunctionTypes>): Manifest {
   const modules = evaluateBundle(code);

@@ -1,4 +1,6 @@
-// Deploys, versions, rollback, failed deploys, the SQL wrappers, the CLI and a non-superuser caller.
+// Deploys, versions, rollback, failed deploys (each says why in txfn's words: a top-level throw
+// names its TypeScript file:line, another project's migration history is explained), the SQL
+// wrappers, the CLI and a non-superuser caller.
 import { mkdtempSync, mkdirSync, rmSync, writeFileSync, cpSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -93,19 +95,44 @@ describe("txfn deploy / invoke / invocations / versions / rollback", () => {
     const failures: [string, string[], RegExp][] = [
       ["syntax", ["deploy", variant("syntax", { "checkout.ts": "export const x = (;\n" })], /build failed:\n.*checkout\.ts:1:\d+/],
       ["missing", ["deploy", variant("missing", { "checkout.ts": "export const x = 1;\n" })], /no transaction functions found/],
-      ["size", ["deploy", "functions", "--max-bundle-bytes", "100"], /over the limit of 100/],
+      ["size", ["deploy", "functions", "--max-bundle-bytes", "100"], /over the limit of 100 \(.*\); largest inputs: functions\/checkout\.ts \d+ B, /],
       [
         "migration",
         ["deploy", variant("migration", { "migrations/1732879999999_broken.sql": "-- Up Migration\nALTER TABLE shop.nope ADD COLUMN x int;\n" })],
         /deploy failed while applying the project's migrations: .*relation "shop.nope" does not exist.*previous version stays active/,
+      ],
+      [
+        // Top-level code of the project that throws: the TypeScript file and line, not only V8's message.
+        "load",
+        ["deploy", variant("load", { "settings.ts": "const env: { foo?: { bar: string } } = {};\nexport const bar = env.foo!.bar;\n" })],
+        /^txfn: the bundle failed while loading its modules, at settings\.ts:2:\d+: Cannot read properties of undefined \(reading 'bar'\)\n$/,
+      ],
+      [
+        "another project's migration history",
+        ["deploy", "functions/examples/oversell"],
+        new RegExp(
+          "deploy failed while applying the project's migrations: this database's migration history \\(txfn\\.app_migrations\\) belongs to another " +
+            "project: migration 1732871000000_checkout-schema ran here and \\S*functions/examples/oversell/migrations has no such migration, " +
+            "while its own 1732874000000_oversell-shop has not run\\. Deploy each project into a database of its own",
+        ),
+      ],
+      [
+        "a migration numbered before one that ran",
+        ["deploy", variant("early", { "migrations/1700000000000_early.sql": "-- Up Migration\nCREATE TABLE shop.early (x int);\n" })],
+        /migration 1700000000000_early has not run in this database, but it sorts before 1732871000000_checkout-schema, which already ran \(txfn\.app_migrations\): the order changed/,
       ],
     ];
     for (const [what, args, message] of failures) {
       const r = await txfn(args, env());
       expect(r.status, what).toBe(1);
       expect(r.stderr, what).toMatch(message);
+      // txfn's error alone: no line of node-pg-migrate's logger ("> Rolling back attempted migration ...").
+      expect(r.stderr.trimEnd().split("\n").filter((l) => l.startsWith("txfn: ")), what).toHaveLength(1);
+      expect(r.stderr, what).not.toMatch(/^#?> /m);
       expect(await active(), what).toBe(before);
     }
+    const tiny = await txfn(["build", "functions", "--max-bundle-bytes", "10"]);
+    expect(tiny.stderr).toMatch(/^txfn: bundle is \d+ bytes, over the limit of 10 \(.*\); largest inputs: functions\/checkout\.ts \d+ B, \S+ \d+ B/);
     expect(await db.query("SELECT count(*)::int AS n FROM txfn.bundles")).toEqual([{ n: 1 }]);
     expect(await db.query("SELECT name FROM txfn.app_migrations WHERE name LIKE '%broken%'")).toEqual([]);
   });
