@@ -96,6 +96,31 @@ export class WorkflowNotFoundError extends WorkflowError {
   override name = "WorkflowNotFoundError";
 }
 
+/** A module of a workflow project could not be imported (`loadProject`); `file` names it, `cause` is the import's error. */
+export class WorkflowLoadError extends WorkflowError {
+  override name = "WorkflowLoadError";
+  constructor(
+    readonly file: string,
+    cause: unknown,
+  ) {
+    super(`cannot load ${file}: ${oneLine(cause)}`, { cause });
+  }
+}
+
+/** An error as one line: its code (when it has one) and its message's lines joined, at most 500 characters. */
+function oneLine(err: unknown): string {
+  const e = err as { code?: unknown; name?: unknown; message?: unknown } | null;
+  const message = typeof e?.message === "string" ? e.message : String(err);
+  const code = typeof e?.code === "string" ? e.code : typeof e?.name === "string" && e.name !== "Error" ? e.name : "";
+  const text = message
+    .split("\n")
+    .map((l) => l.trim())
+    .filter(Boolean)
+    .join(" ");
+  const line = code && !text.startsWith(code) ? `${code}: ${text}` : text;
+  return line.length > 500 ? `${line.slice(0, 499)}…` : line;
+}
+
 /** cancel/resume of a workflow in a status that does not allow it. */
 export class WorkflowStateError extends WorkflowError {
   override name = "WorkflowStateError";

@@ -16,6 +16,7 @@ export {
   WorkflowConflictError,
   WorkflowError,
   WorkflowFailedError,
+  WorkflowLoadError,
   WorkflowNotFoundError,
   WorkflowOptionsError,
   WorkflowStateError,

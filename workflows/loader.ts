@@ -7,15 +7,19 @@
  *
  * Each workflow's code hash is the sha256 of the module file that exports it: a workflow recorded
  * with one hash is never silently continued by code with another (executor.ts parks it).
- * TypeScript files need a loader that runs .ts (the txfn command registers tsx).
+ * TypeScript files need a loader that runs .ts (the txfn command registers tsx). A project outside
+ * this checkout loads as the bundler builds it: project-hooks.mjs resolves `import … from "txfn"`
+ * to this package and treats the project's .ts files as ES modules. A module that cannot be
+ * imported is a WorkflowLoadError naming the file and the cause.
  */
 import { createHash } from "node:crypto";
 import { existsSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { register } from "node:module";
 import { extname, join, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import type { TransactionFunction } from "../types.ts";
 import { isWorkflow } from "./define.ts";
-import { WorkflowOptionsError } from "./errors.ts";
+import { WorkflowLoadError, WorkflowOptionsError } from "./errors.ts";
 import { isTransactionDescriptor } from "./options.ts";
 import type { WorkflowDefinition } from "./types.ts";
 
@@ -45,6 +49,16 @@ function sourceFiles(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
+let hooksRegistered = false;
+
+/** Registers project-hooks.mjs once per process (Node's module.register; a no-op where that is unavailable). */
+function registerProjectHooks(): void {
+  if (hooksRegistered) return;
+  hooksRegistered = true;
+  if (typeof register !== "function") return;
+  register(new URL("./project-hooks.mjs", import.meta.url).href, { data: { txfnIndex: new URL("../index.ts", import.meta.url).href } });
+}
+
 /** sha256 (hex) of a workflow body's text: the code hash of a definition not loaded from a file. */
 export function bodyHash(definition: WorkflowDefinition): string {
   return createHash("sha256").update(`${definition.name}\n${definition.body.toString()}`).digest("hex");
@@ -53,7 +67,7 @@ export function bodyHash(definition: WorkflowDefinition): string {
 /**
  * Imports the project at `dir` (a folder) and returns its workflows and transaction functions.
  * @throws WorkflowOptionsError when the folder does not exist, holds no workflow, or two
- *   different definitions share a name; the module's own error when an import fails.
+ *   different definitions share a name; WorkflowLoadError (file, cause) when an import fails.
  */
 export async function loadProject(dir: string): Promise<LoadedProject> {
   const abs = resolve(dir);
@@ -62,8 +76,14 @@ export async function loadProject(dir: string): Promise<LoadedProject> {
   const files = [...sourceFiles(join(abs, "workflows")), ...sourceFiles(abs)];
   const workflows = new Map<string, LoadedWorkflow>();
   const functions = new Map<TransactionFunction<any, any>, string>();
+  registerProjectHooks();
   for (const file of files) {
-    const ns = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    let ns: Record<string, unknown>;
+    try {
+      ns = (await import(pathToFileURL(file).href)) as Record<string, unknown>;
+    } catch (err) {
+      throw new WorkflowLoadError(file, err);
+    }
     for (const [exportName, value] of Object.entries(ns)) {
       if (isTransactionDescriptor(value)) {
         if (!functions.has(value)) functions.set(value, exportName);

@@ -10,6 +10,7 @@ import {
   WorkflowClient,
   WorkflowError,
   WorkflowFailedError,
+  WorkflowLoadError,
   WorkflowOptionsError,
   loadProject,
   startExecutor,
@@ -202,6 +203,7 @@ export function registerWorkflowCommands(program: Command): void {
         project = await loadProject(dir);
       } catch (err) {
         if (err instanceof WorkflowOptionsError) throw new CliError(err.message);
+        if (err instanceof WorkflowLoadError) throw new CliError(err.message);
         throw err;
       }
       const executor = await startExecutor({
