@@ -6,11 +6,14 @@
  *
  * With workflows registered here (`txfn serve --workflows <dir>`), the proxy embeds an executor
  * (`startExecutor`) and a workflow it knows starts running at once in this process; any other
- * name is enqueued through `WorkflowClient` for an executor that has it (`txfn worker`). Tokens
- * must list the workflow (`txfn token create --workflows w`). Answers: 202 + Location while it
- * runs; with `Prefer: wait=<seconds>`, 200 once it has ended within that time; 400 bad name or
- * id; 403 not allowed; 404 no such workflow (or one the token may not see); 409 the id exists
- * with another workflow or input; 503 database unavailable.
+ * name is enqueued through `WorkflowClient` for an executor that has registered it (`txfn
+ * worker`; live, or stopped within the last hour). A name no executor has registered is refused:
+ * 404 `workflow_not_found`, the message listing the known names (as an unknown function is a
+ * 404), unless the endpoints were made with `allowUnregistered`. Tokens must list the workflow
+ * (`txfn token create --workflows w`). Answers: 202 + Location while it runs; with `Prefer:
+ * wait=<seconds>`, 200 once it has ended within that time; 400 bad name or id; 403 not allowed;
+ * 404 no such workflow (or one the token may not see), or an unknown workflow name; 409 the id
+ * exists with another workflow or input; 503 database unavailable.
  */
 import type { FastifyReply, FastifyRequest } from "fastify";
 import {
@@ -44,6 +47,11 @@ export interface WorkflowEndpointOptions {
   workflows?: LoadedProject | readonly WorkflowDefinition[];
   /** Transaction function namespaces for definitions given directly (see ExecutorOptions.functions). */
   functions?: readonly Record<string, unknown>[];
+  /**
+   * Enqueue a workflow whose name no executor has registered (for a worker not up yet) instead of
+   * answering 404 workflow_not_found. Default false.
+   */
+  allowUnregistered?: boolean;
   /** Tuning of the embedded executor (lease, poll, concurrency…); `migrate` is false (the proxy's role cannot migrate). */
   executor?: Omit<ExecutorTuning, "migrate" | "logger">;
 }
@@ -134,7 +142,10 @@ export function workflowEndpoints(options: WorkflowEndpointOptions = {}): ProxyE
           const input = body(req).value;
           try {
             const start = key !== null ? { id: key } : {};
-            const handle = executor && names.includes(name) ? await executor.start(name, input, start) : await client!.start(name, input, start);
+            const handle =
+              executor && names.includes(name)
+                ? await executor.start(name, input, start)
+                : await client!.start(name, input, { ...start, ...(options.allowUnregistered ? { allowUnregistered: true } : {}) });
             req.facts = { workflow: name, workflowId: handle.workflowId };
             return await answer(reply, handle, preferWait(req.headers.prefer));
           } catch (err) {
@@ -180,7 +191,12 @@ export function workflowEndpoints(options: WorkflowEndpointOptions = {}): ProxyE
               prefer,
             ],
             requestBody: { required: false, content: { "application/json": { schema: {} } } },
-            responses: responses({ "400": { description: "bad name, id or JSON" }, "403": { description: "the token does not allow this workflow" }, "409": { description: "the id exists with another workflow or input" } }),
+            responses: responses({
+              "400": { description: "bad name, id or JSON" },
+              "403": { description: "the token does not allow this workflow" },
+              "404": { description: "unknown workflow: no executor has registered this name (code workflow_not_found)" },
+              "409": { description: "the id exists with another workflow or input" },
+            }),
           },
           get: {
             operationId: "getWorkflow",

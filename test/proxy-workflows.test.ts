@@ -2,7 +2,7 @@
 // embedded executor runs at once; any other name is enqueued for an executor elsewhere.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createToken, startProxy, workflowEndpoints, type ProxyServer } from "../proxy/index.ts";
-import { workflow } from "../workflows/index.ts";
+import { startExecutor, workflow } from "../workflows/index.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { deployProject } from "./support/deployed.ts";
 import { call, invokerUrl, serve } from "./support/proxy.ts";
@@ -66,9 +66,27 @@ describe("POST /v1/workflows/:name, GET /v1/workflows/:id", () => {
   });
 
   it("a workflow this proxy does not run is enqueued (PENDING) for an executor that has it", async () => {
-    const r = await call(server.url, "/v1/workflows/elsewhere", { token, key: "wf-elsewhere", body: { x: 1 } });
-    expect(r.status).toBe(202);
-    expect(r.json).toMatchObject({ id: "wf-elsewhere", name: "elsewhere", status: "PENDING" });
+    // Another executor (here: in this process, not the proxy's) has registered "elsewhere".
+    const elsewhere = workflow("elsewhere", async (ctx) => {
+      await ctx.sleep(60_000);
+    });
+    const other = await startExecutor({ databaseUrl: db.url, workflows: [elsewhere], executorId: "elsewhere-test", pollMs: 50, leaseMs: 2000 });
+    try {
+      const r = await call(server.url, "/v1/workflows/elsewhere", { token, key: "wf-elsewhere", body: { x: 1 } });
+      expect(r.status).toBe(202);
+      expect(r.json).toMatchObject({ id: "wf-elsewhere", name: "elsewhere", status: "PENDING" });
+    } finally {
+      await other.stop();
+    }
+  });
+
+  it("404 workflow_not_found for a name no executor has registered, listing the known ones; nothing is enqueued", async () => {
+    const any = (await createToken(db.url, { workflows: ["*"] })).token;
+    const r = await call(server.url, "/v1/workflows/nope", { token: any, key: "wf-nope", body: {}, headers: { prefer: "wait=5" } });
+    expect(r.status).toBe(404);
+    expect(r.json.error.code).toBe("workflow_not_found");
+    expect(r.json.error.message).toMatch(/^unknown workflow "nope": no executor has registered it \(known workflows: addTwice, elsewhere, fails\)$/);
+    expect(await db.query("SELECT 1 FROM txfn.workflows WHERE id = 'wf-nope'")).toEqual([]);
   });
 
   it("409 for a key reused with other input; 400 for a bad name; 403/404 for a token without the workflow", async () => {

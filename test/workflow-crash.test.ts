@@ -64,7 +64,7 @@ describe("workflow crash safety", () => {
     const stock0 = new Map((await db.query<{ sku: string; stock: number }>("SELECT sku, stock FROM shop.inventory")).map((r) => [r.sku, r.stock]));
     for (let i = 0; i < TOTAL; i++) {
       const o = orderOf(i);
-      await client.start("checkout", { order: { orderId: `order-${i}`, items: o.items }, amountCents: o.amountCents, card: o.card }, { id: `co-${i}` });
+      await client.start("checkout", { order: { orderId: `order-${i}`, items: o.items }, amountCents: o.amountCents, card: o.card }, { id: `co-${i}`, allowUnregistered: true }); // no worker yet
     }
     const pending = async () => Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM txfn.workflows WHERE status = 'PENDING'"))[0]!.n);
     let kills = 0;

@@ -123,7 +123,7 @@ describe("workflow recovery with real worker processes", { timeout: 300_000 }, (
   });
 
   it("a poison workflow that kills its worker every time is parked as ERROR after the recovery-attempt limit", async () => {
-    await client.start("poison", null, { id: "poison-1" });
+    await client.start("poison", null, { id: "poison-1", allowUnregistered: true }); // its worker starts below
     let lives = 0;
     for (; lives < 8; lives++) {
       const info = await client.get("poison-1");

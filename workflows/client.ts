@@ -6,7 +6,7 @@
  */
 import { randomUUID } from "node:crypto";
 import { isWorkflow } from "./define.ts";
-import { WorkflowFailedError, WorkflowNotFoundError, WorkflowOptionsError, WorkflowTimeoutError } from "./errors.ts";
+import { WorkflowFailedError, WorkflowNotFoundError, WorkflowNotRegisteredError, WorkflowOptionsError, WorkflowTimeoutError } from "./errors.ts";
 import { rejectUnknownKeys, validateName, validateStartOptions } from "./options.ts";
 import { WorkflowStore, decodeOutput, toInfo, toStepInfo, type WorkflowRow } from "./store.ts";
 import type { StartOptions, StepInfo, WorkflowDefinition, WorkflowHandle, WorkflowInfo, WorkflowStatus } from "./types.ts";
@@ -19,6 +19,16 @@ export interface WorkflowClientOptions {
   poolSize?: number;
   /** Default "txfn-workflow-client". */
   applicationName?: string;
+}
+
+/** Options of `WorkflowClient.start`. */
+export interface ClientStartOptions extends StartOptions {
+  /**
+   * Queue the workflow although no executor has registered its name (a worker that is not up yet).
+   * Default false: such a start throws WorkflowNotRegisteredError, so a mistyped name fails at
+   * once instead of staying PENDING for ever.
+   */
+  allowUnregistered?: boolean;
 }
 
 export interface ListOptions {
@@ -99,14 +109,40 @@ export class WorkflowClient {
    * Starts (enqueues) a workflow by definition or name; an executor that has it runs it. It is
    * pinned to the bundle version active now. An existing id with the same name and input returns
    * its handle (whatever its status).
-   * @throws WorkflowConflictError for an existing id with another name or input.
+   *
+   * The name must be registered by an executor (one that is live, or that stopped within the last
+   * hour: a worker being restarted), unless `allowUnregistered` (queue it for a worker not up yet).
+   * @throws WorkflowNotRegisteredError for a name no executor has registered (it lists the known
+   *   ones); WorkflowConflictError for an existing id with another name or input.
    */
-  async start<I, O>(workflow: WorkflowDefinition<I, O> | string, input: I, options: StartOptions = {}): Promise<WorkflowHandle<O>> {
+  async start<I, O>(workflow: WorkflowDefinition<I, O> | string, input: I, options: ClientStartOptions = {}): Promise<WorkflowHandle<O>> {
     const name = isWorkflow(workflow) ? workflow.name : validateName("workflow name", workflow);
-    const { id } = validateStartOptions("WorkflowClient.start", options);
+    rejectUnknownKeys("WorkflowClient.start", options, ["id", "allowUnregistered"]);
+    const { allowUnregistered, ...startOptions } = options;
+    if (allowUnregistered !== undefined && typeof allowUnregistered !== "boolean") {
+      throw new WorkflowOptionsError(`WorkflowClient.start: allowUnregistered must be a boolean, got ${JSON.stringify(allowUnregistered)}`);
+    }
+    const { id } = validateStartOptions("WorkflowClient.start", startOptions);
+    if (allowUnregistered !== true) await this.checkRegistered(name, id);
     const wid = id ?? randomUUID();
     await this.store.insertWorkflow({ id: wid, name, input, owner: null, executorId: null, codeHash: null });
     return makeHandle<O>(this.store, wid);
+  }
+
+  /**
+   * The names executors have registered (live, or stopped within the last hour), and for each
+   * whether a live executor has it now.
+   */
+  async registeredWorkflows(): Promise<{ name: string; live: boolean }[]> {
+    return this.store.registeredWorkflows();
+  }
+
+  /** Throws WorkflowNotRegisteredError unless an executor registered `name` or workflow `id` exists already (a repeated start returns it). */
+  private async checkRegistered(name: string, id: string | null): Promise<void> {
+    const known = await this.store.registeredWorkflows();
+    if (known.some((w) => w.name === name)) return;
+    if (id !== null && (await this.store.get(id))) return; // insertWorkflow returns it, or a conflict
+    throw new WorkflowNotRegisteredError(name, known.map((w) => w.name));
   }
 
   /** A handle on an existing workflow id (not checked until used). */

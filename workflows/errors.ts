@@ -96,6 +96,24 @@ export class WorkflowNotFoundError extends WorkflowError {
   override name = "WorkflowNotFoundError";
 }
 
+/**
+ * Starting a workflow by a name that no executor has registered (a typo, or a worker that was never
+ * started): refused unless the caller allows queueing it (`allowUnregistered`, CLI
+ * `--allow-unregistered`). `known` lists the names executors have registered.
+ */
+export class WorkflowNotRegisteredError extends WorkflowNotFoundError {
+  override name = "WorkflowNotRegisteredError";
+  constructor(
+    readonly workflowName: string,
+    readonly known: readonly string[],
+  ) {
+    super(
+      `unknown workflow ${JSON.stringify(workflowName)}: no executor has registered it ` +
+        `(${known.length ? `known workflows: ${known.join(", ")}` : "no executor has registered any workflow yet"})`,
+    );
+  }
+}
+
 /** A module of a workflow project could not be imported (`loadProject`); `file` names it, `cause` is the import's error. */
 export class WorkflowLoadError extends WorkflowError {
   override name = "WorkflowLoadError";

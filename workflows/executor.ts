@@ -85,6 +85,10 @@ export class Executor {
   private reincarnating: Promise<void> | null = null;
   private readonly names: string[];
   private readonly hashes: string[];
+  /** name → code hash: what this executor registers in txfn.workflow_executors.workflows. */
+  private readonly served: Record<string, string>;
+  /** Names of PENDING workflows seen here that this executor does not run (each warned about once). */
+  private readonly seenUnknown = new Set<string>();
 
   constructor(options: ExecutorOptions) {
     rejectUnknownKeys("startExecutor", options, ["databaseUrl", "workflows", "functions", ...EXECUTOR_TUNING_KEYS]);
@@ -110,6 +114,7 @@ export class Executor {
     }
     this.names = [...this.defs.keys()];
     this.hashes = this.names.map((n) => this.defs.get(n)!.codeHash);
+    this.served = Object.fromEntries(this.names.map((n, i) => [n, this.hashes[i]!]));
     this.store = new WorkflowStore({ url: this.url, poolSize: this.tuning.poolSize, maxRetries: this.tuning.maxRetries, applicationName: this.tuning.applicationName });
   }
 
@@ -127,7 +132,7 @@ export class Executor {
   async begin(): Promise<void> {
     if (this.state !== "new") throw new WorkflowStateError("executor already started");
     if (this.tuning.migrate) await this.migrate();
-    await this.store.register(this.inc, this.executorId, this.tuning.leaseMs, hostname(), process.pid);
+    await this.store.register(this.inc, this.executorId, this.tuning.leaseMs, hostname(), process.pid, this.served);
     this.lastBeat = Date.now();
     this.state = "running";
     await this.store.collectExecutors().catch(() => {});
@@ -135,6 +140,7 @@ export class Executor {
     this.heartbeatTimer = setInterval(() => void this.beat(), this.tuning.heartbeatMs);
     this.loop = this.claimLoop();
     this.log("info", { workflows: this.names, incarnation: this.inc }, "executor ready");
+    void this.warnPendingUnknown();
   }
 
   private async migrate(): Promise<void> {
@@ -362,7 +368,9 @@ export class Executor {
       if (this.control === c) this.control = null;
     });
     c.on("notification", (n) => {
-      if (n.channel === "txfn_workflow_ready" && (!n.payload || this.defs.has(n.payload))) this.wake();
+      if (n.channel !== "txfn_workflow_ready") return;
+      if (!n.payload || this.defs.has(n.payload)) this.wake();
+      else if (!this.seenUnknown.has(n.payload)) void this.warnUnknown(n.payload, null, null);
     });
     try {
       await c.connect();
@@ -421,7 +429,7 @@ export class Executor {
       this.inc = randomUUID();
       while (this.state === "running") {
         try {
-          await this.store.register(this.inc, this.executorId, this.tuning.leaseMs, hostname(), process.pid);
+          await this.store.register(this.inc, this.executorId, this.tuning.leaseMs, hostname(), process.pid, this.served);
           this.lastBeat = Date.now();
           break;
         } catch (err) {
@@ -434,6 +442,42 @@ export class Executor {
       this.wake();
     });
     return this.reincarnating;
+  }
+
+  // --- workflows of names this executor does not run -------------------------------------------
+
+  /** At start-up: one warning per name of the PENDING unowned workflows this executor does not run. */
+  private async warnPendingUnknown(): Promise<void> {
+    try {
+      for (const p of await this.store.pendingOtherNames(this.names)) {
+        if (!this.seenUnknown.has(p.name)) await this.warnUnknown(p.name, p.count, p.example);
+      }
+    } catch (err) {
+      this.log("debug", { err: describeError(err) }, "could not look for pending workflows of other names");
+    }
+  }
+
+  /**
+   * A PENDING workflow named `name` that this executor does not run: a warning, once per name and
+   * process, when no live executor has registered the name (else a debug line: another runs it).
+   */
+  private async warnUnknown(name: string, count: number | null, example: string | null): Promise<void> {
+    if (this.seenUnknown.has(name)) return;
+    this.seenUnknown.add(name);
+    let live = false;
+    try {
+      live = (await this.store.registeredWorkflows()).some((w) => w.name === name && w.live);
+    } catch {
+      // Unknown: warn.
+    }
+    const obj = { workflow: name, ...(count !== null ? { pending: count } : {}), ...(example !== null ? { example } : {}), registered: this.names };
+    if (live) return this.log("debug", obj, `workflow ${JSON.stringify(name)} is not registered here; another live executor has it`);
+    this.log(
+      "warn",
+      obj,
+      `a PENDING workflow is named ${JSON.stringify(name)}, which this executor does not run (it has: ${this.names.join(", ")}) ` +
+        `and no live executor has registered: it waits until an executor with that workflow starts (or cancel it: txfn workflow cancel <id>)`,
+    );
   }
 
   private log(level: "info" | "warn" | "error" | "debug", obj: object, msg: string): void {

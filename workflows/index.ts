@@ -4,7 +4,7 @@
  * Workflow code itself imports `workflow` and the context types from "txfn" (the package root).
  */
 export { startExecutor, Executor, type ExecutorOptions } from "./executor.ts";
-export { WorkflowClient, type ListOptions, type WorkflowClientOptions } from "./client.ts";
+export { WorkflowClient, type ClientStartOptions, type ListOptions, type WorkflowClientOptions } from "./client.ts";
 export { loadProject, bodyHash, type LoadedProject, type LoadedWorkflow } from "./loader.ts";
 export { workflow, isWorkflow } from "./define.ts";
 export type { ExecutorTuning, WorkflowLogger } from "./options.ts";
@@ -18,6 +18,7 @@ export {
   WorkflowFailedError,
   WorkflowLoadError,
   WorkflowNotFoundError,
+  WorkflowNotRegisteredError,
   WorkflowOptionsError,
   WorkflowStateError,
   WorkflowTimeoutError,

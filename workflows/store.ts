@@ -282,7 +282,7 @@ export class WorkflowStore {
   // --- executors -------------------------------------------------------------------------------
 
   /** Registers an incarnation and expires the older ones of the same executor id (so their workflows are claimable now). */
-  async register(incarnation: string, executorId: string, leaseMs: number, hostname: string, pid: number): Promise<void> {
+  async register(incarnation: string, executorId: string, leaseMs: number, hostname: string, pid: number, workflows: Record<string, string>): Promise<void> {
     await this.withRetry(async (c) => {
       await c.query("BEGIN");
       try {
@@ -291,9 +291,9 @@ export class WorkflowStore {
           [executorId, incarnation],
         );
         await c.query(
-          "INSERT INTO txfn.workflow_executors (incarnation, executor_id, hostname, pid, lease_expires_at) " +
-            "VALUES ($1::uuid, $2, $3, $4, clock_timestamp() + $5 * interval '1 millisecond') ON CONFLICT (incarnation) DO NOTHING",
-          [incarnation, executorId, hostname, pid, leaseMs],
+          "INSERT INTO txfn.workflow_executors (incarnation, executor_id, hostname, pid, lease_expires_at, workflows) " +
+            "VALUES ($1::uuid, $2, $3, $4, clock_timestamp() + $5 * interval '1 millisecond', $6::jsonb) ON CONFLICT (incarnation) DO NOTHING",
+          [incarnation, executorId, hostname, pid, leaseMs, JSON.stringify(workflows)],
         );
         await c.query("COMMIT");
       } catch (err) {
@@ -308,6 +308,30 @@ export class WorkflowStore {
     await this.q(undefined, "UPDATE txfn.workflow_executors SET expired = true, expired_at = clock_timestamp() WHERE incarnation = $1::uuid AND NOT expired", [
       incarnation,
     ]);
+  }
+
+  /**
+   * The workflow names executors have registered: those of live incarnations (`live`), and of
+   * incarnations expired within the last hour (a worker being restarted), sorted by name.
+   */
+  async registeredWorkflows(): Promise<{ name: string; live: boolean }[]> {
+    return this.q(
+      undefined,
+      "SELECT k.name, bool_or(NOT e.expired AND e.lease_expires_at > clock_timestamp()) AS live " +
+        "FROM txfn.workflow_executors e, jsonb_object_keys(e.workflows) AS k(name) " +
+        "WHERE NOT e.expired OR e.expired_at > clock_timestamp() - interval '1 hour' GROUP BY k.name ORDER BY k.name",
+      [],
+    );
+  }
+
+  /** PENDING unowned workflows whose name is not in `names`: per name, how many and the oldest id. */
+  async pendingOtherNames(names: string[]): Promise<{ name: string; count: number; example: string }[]> {
+    return this.q(
+      undefined,
+      "SELECT name, count(*)::int AS count, (array_agg(id ORDER BY created_at))[1] AS example FROM txfn.workflows " +
+        "WHERE status = 'PENDING' AND owner IS NULL AND name <> ALL($1::text[]) GROUP BY name ORDER BY name",
+      [names],
+    );
   }
 
   /** Deletes executor rows expired for over an hour that own no pending workflow. */

@@ -11,6 +11,7 @@ import {
   WorkflowError,
   WorkflowFailedError,
   WorkflowLoadError,
+  WorkflowNotRegisteredError,
   WorkflowOptionsError,
   loadProject,
   startExecutor,
@@ -52,6 +53,12 @@ async function withClient<T>(body: (c: WorkflowClient) => Promise<T>): Promise<T
     return await body(client);
   } catch (err) {
     if (err instanceof WorkflowFailedError) throw err;
+    if (err instanceof WorkflowNotRegisteredError) {
+      throw new CliError(
+        err.message,
+        `start an executor that has it (txfn worker <dir>), or queue it for one not up yet: txfn workflow start ${err.workflowName} --allow-unregistered …`,
+      );
+    }
     if (err instanceof WorkflowError || err instanceof WorkflowOptionsError || err instanceof TxfnError) throw new CliError(err.message);
     throw err;
   } finally {
@@ -101,17 +108,26 @@ export function registerWorkflowCommands(program: Command): void {
     .description("durable workflows: start one (an executor, `txfn worker`, runs it), inspect, cancel, resume");
 
   wf.command("start")
-    .description("start a workflow by name, pinned to the active bundle version; the same --id again returns the existing one")
+    .description(
+      "start a workflow by name, pinned to the active bundle version; the same --id again returns the existing one. " +
+        "A name no executor has registered (live, or stopped within the last hour) is refused as unknown, listing the known ones, " +
+        "unless --allow-unregistered queues it for a worker not up yet",
+    )
     .argument("<name>", "workflow name (as given to workflow(name, body))")
     .option("--input <json>", "input as JSON", "null")
     .option("--id <id>", "workflow id (default: a random UUID); its steps use keys <id>:<step>")
-    .option("--wait", "wait until it ends and print its output (exit 1 unless SUCCESS)")
-    .option("--timeout <ms>", "with --wait: give up waiting after this many ms (the workflow goes on)")
-    .action(async (name: string, opts: { input: string; id?: string; wait?: boolean; timeout?: string }) => {
+    .option("--allow-unregistered", "queue it even though no executor has registered this name (it stays PENDING until a `txfn worker` that has it starts)")
+    .option("--wait", "wait until it ends and print its output (exit 1 unless SUCCESS); without --timeout it waits as long as it takes")
+    .option("--timeout <ms>", "with --wait: give up waiting after this many ms (exit 1; the workflow goes on)")
+    .action(async (name: string, opts: { input: string; id?: string; wait?: boolean; timeout?: string; allowUnregistered?: boolean }) => {
       const input = parseJson(opts.input, "--input");
       const timeout = opts.timeout === undefined ? undefined : positiveInt(opts.timeout, "--timeout");
+      if (timeout !== undefined && !opts.wait) throw new CliError("--timeout only applies with --wait");
       await withClient(async (c) => {
-        const h = await c.start(name, input, opts.id !== undefined ? { id: opts.id } : {});
+        const h = await c.start(name, input, { ...(opts.id !== undefined ? { id: opts.id } : {}), ...(opts.allowUnregistered ? { allowUnregistered: true } : {}) });
+        if (opts.wait && !(await c.registeredWorkflows()).some((w) => w.name === name && w.live)) {
+          console.error(`txfn: no live executor has workflow ${JSON.stringify(name)} now; waiting for one to run ${h.workflowId}${timeout === undefined ? " (no --timeout: Ctrl-C stops waiting, the workflow stays queued)" : ""}`);
+        }
         if (!opts.wait) return console.log(h.workflowId);
         try {
           const out = await h.result(timeout !== undefined ? { timeoutMs: timeout } : {});
@@ -186,8 +202,10 @@ export function registerWorkflowCommands(program: Command): void {
   program
     .command("worker")
     .description(
-      "run a workflow executor: loads <dir>/workflows/*.ts and the project's functions, recovers PENDING workflows, " +
-        "claims new ones, and runs them to completion (logs JSON lines; SIGINT/SIGTERM stop it cleanly)",
+      "run a workflow executor: loads <dir>/workflows/*.ts and the project's functions (anywhere: `import … from \"txfn\"` " +
+        "resolves to this txfn), registers their names (what `workflow start` accepts), recovers PENDING workflows, " +
+        "claims new ones, and runs them to completion (logs JSON lines; one warning per name of PENDING workflows no executor runs; " +
+        "SIGINT/SIGTERM stop it cleanly)",
     )
     .argument("[dir]", "function project with a workflows/ folder", "functions")
     .option("--executor-id <id>", "stable executor id: a restart with the same id recovers its workflows at once (default: host:pid:random)")
