@@ -8,6 +8,7 @@ import { BundleLoadError, mapLoadError } from "./load-error.ts";
 import { resolveBuildOptions, type BuildOptions, type ResolvedBuildOptions } from "./options.ts";
 
 export { BuildError, type BuildOptions } from "./options.ts";
+export { sourcePosition } from "./load-error.ts";
 export type { Manifest, ManifestFunction } from "./manifest.ts";
 export { wrapperStatements, dropStatements } from "./sql.ts";
 

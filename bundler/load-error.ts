@@ -26,6 +26,24 @@ export class BundleLoadError extends BuildError {
 const FRAME = new RegExp(`${LOAD_FILENAME.replace(/\./g, "\\.")}:(\\d+):(\\d+)`);
 
 /**
+ * The source position of a bundle position (line 1-based, column 0-based) as file:line:column,
+ * the nearest mapped segment at or after `column` on that line; null when unmapped or the map
+ * cannot be read.
+ */
+export async function sourcePosition(sourceMap: string, line: number, column: number): Promise<string | null> {
+  try {
+    return await SourceMapConsumer.with(sourceMap, null, (map) => {
+      const at = (bias: number) => map.originalPositionFor({ line, column, bias });
+      let pos = at(SourceMapConsumer.LEAST_UPPER_BOUND);
+      if (pos.source === null) pos = at(SourceMapConsumer.GREATEST_LOWER_BOUND);
+      return pos.source === null || pos.line === null ? null : `${pos.source}:${pos.line}:${(pos.column ?? 0) + 1}`;
+    });
+  } catch {
+    return null;
+  }
+}
+
+/**
  * The BuildError to report for a load failure: the first frame in the project's sources as
  * file:line:column in the message, then the mapped stack frames. A map that cannot be read
  * leaves the message as it was.

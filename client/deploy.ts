@@ -7,7 +7,7 @@
  * fails rolls all of it back, so the previous version stays active (DESIGN "Versioned deploys").
  */
 import pg from "pg";
-import { dropStatements, wrapperStatements, type Bundle, type Manifest } from "../bundler/index.ts";
+import { dropStatements, sourcePosition, wrapperStatements, type Bundle, type Manifest } from "../bundler/index.ts";
 import { ensureSystemSchema, lockDeploys, migrateApp, type Log } from "../migrations/index.ts";
 import { isMissingSchema } from "./errors.ts";
 import { installCapture } from "../provenance/install.ts";
@@ -107,7 +107,9 @@ export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): 
     );
     const version = ins.rows[0]!.version;
     await step("loading the bundle in the database", async () => {
-      const r = await c.query<{ f: string }>("SELECT txfn._bundle_functions($1) AS f", [version]);
+      const r = await c.query<{ f: string }>("SELECT txfn._bundle_functions($1) AS f", [version]).catch(async (e: unknown) => {
+        throw await withSourcePosition(e, bundle);
+      });
       const loaded = Object.keys(JSON.parse(r.rows[0]!.f) as Record<string, unknown>);
       const missing = Object.keys(bundle.manifest.functions).filter((f) => !loaded.includes(f));
       if (missing.length) throw new Error(`the database's V8 does not see function(s) ${missing.join(", ")}`);
@@ -115,6 +117,24 @@ export async function deploy(url: string, bundle: Bundle, log: Log = () => {}): 
     await step("creating the SQL wrappers", () => activate(c, version, bundle.manifest, prior?.manifest ?? null));
     return { version, previous: prior?.version ?? null, language, migrations, functions, unchanged: false };
   });
+}
+
+/** The runtime's name for a bundle's code in error contexts: txfn-bundle-v<version>.js() LINE n: <the line's text>. */
+const BUNDLE_LINE = /txfn-bundle-v\d+\.js\(\) LINE (\d+):( *)/;
+
+/**
+ * A bundle that loaded at build time (bundler/manifest.ts) but throws in the database's V8: the
+ * error's message gets the TypeScript file:line its context names (the runtime maps the stacks
+ * of bodies' errors, not of the bundle's load).
+ */
+async function withSourcePosition(err: unknown, bundle: Bundle): Promise<unknown> {
+  const e = err as Error & { where?: string };
+  const m = typeof e?.where === "string" ? BUNDLE_LINE.exec(e.where) : null;
+  if (!m) return err;
+  // Line 1 of the stored code is line 2 of the evaluated script (the runtime's BUNDLE_HEADER).
+  const at = await sourcePosition(bundle.sourceMap, Number(m[1]) - 1, m[2]!.length);
+  if (at) e.message = `${e.message} (thrown at ${at} while the bundle's modules loaded)`;
+  return err;
 }
 
 async function step<T>(what: string, body: () => Promise<T>): Promise<T> {

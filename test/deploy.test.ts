@@ -164,6 +164,24 @@ describe("txfn deploy / invoke / invocations / versions / rollback", () => {
     expect(bad.stderr).toContain("no version 99");
   });
 
+  it("a bundle that loads at build time but throws in the database's V8 names the TypeScript line", async () => {
+    const before = await active();
+    const dir = join(tmp, "load-db");
+    mkdirSync(dir, { recursive: true });
+    writeFileSync(
+      join(dir, "index.ts"),
+      'import { transaction } from "txfn";\n\nfunction probe(): void {\n' +
+        '  if (typeof (globalThis as { plv8?: unknown }).plv8 === "object") throw new Error("only in the database");\n}\nprobe();\n\n' +
+        'export const ping = transaction({}, (): string => "pong");\n',
+    );
+    const r = await txfn(["deploy", dir], env());
+    expect(r.status).toBe(1);
+    expect(r.stderr).toMatch(
+      /^txfn: deploy failed while loading the bundle in the database: only in the database \(thrown at index\.ts:4:\d+ while the bundle's modules loaded\); the previous version stays active\n$/,
+    );
+    expect(await active()).toBe(before);
+  });
+
   it("a non-superuser role granted txfn_invoker can invoke; the role is recorded", async () => {
     const role = `${db.name}_app`;
     await db.query(`CREATE ROLE ${role} LOGIN PASSWORD 'pw' IN ROLE txfn_invoker`);
