@@ -56,20 +56,33 @@ interface Options {
   logDir?: string;
 }
 
+/** util.parseArgs, its errors (unknown option, missing value, positional) as a usage message and exit 2. */
+function parseDemoArgs(argv: string[]) {
+  // `--skus -1`: parseArgs takes -1 for an option; read it as the value, for the range check to refuse.
+  const args = argv.flatMap((a, i) => (/^-\d/.test(a) && /^--[a-z-]+$/.test(argv[i - 1] ?? "") ? [] : /^--[a-z-]+$/.test(a) && /^-\d/.test(argv[i + 1] ?? "") ? [`${a}=${argv[i + 1]}`] : [a]));
+  try {
+    return parseArgs({
+      args,
+      options: {
+        orders: { type: "string", default: "300" },
+        skus: { type: "string", default: "40" },
+        seed: { type: "string", default: "20240601" },
+        concurrency: { type: "string", default: "24" },
+        database: { type: "string", default: "demo" },
+        json: { type: "boolean", default: false },
+        "log-dir": { type: "string" },
+        help: { type: "boolean", short: "h", default: false },
+      },
+    });
+  } catch (err) {
+    if (!String((err as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS_")) throw err;
+    console.error(`demo: ${(err as Error).message}\n\n${USAGE}`);
+    process.exit(2);
+  }
+}
+
 function parseOptions(argv: string[]): Options {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      orders: { type: "string", default: "300" },
-      skus: { type: "string", default: "40" },
-      seed: { type: "string", default: "20240601" },
-      concurrency: { type: "string", default: "24" },
-      database: { type: "string", default: "demo" },
-      json: { type: "boolean", default: false },
-      "log-dir": { type: "string" },
-      help: { type: "boolean", short: "h", default: false },
-    },
-  });
+  const { values } = parseDemoArgs(argv);
   if (values.help) {
     console.log(USAGE);
     process.exit(0);

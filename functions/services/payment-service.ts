@@ -197,17 +197,36 @@ export async function startPaymentService(options: { databaseUrl: string; port?:
 
 // As a process: tsx functions/services/payment-service.ts --database-url URL [--port N] [--faults JSON]
 if (import.meta.url === pathToFileURL(process.argv[1] ?? "").href) {
-  const { values } = parseArgs({ options: { "database-url": { type: "string" }, port: { type: "string", default: "0" }, faults: { type: "string" } } });
-  const url = values["database-url"] ?? process.env.DATABASE_URL;
-  if (!url) {
-    console.error("payment-service: give --database-url (or DATABASE_URL)");
+  const usage = "usage: tsx functions/services/payment-service.ts [--database-url URL] [--port N] [--faults JSON]  (DATABASE_URL when --database-url is not given)";
+  const fail = (message: string): never => {
+    console.error(`payment-service: ${message}\n${usage}`);
     process.exit(2);
+  };
+  let values: { "database-url"?: string; port: string; faults?: string } = { port: "0" };
+  try {
+    // `--port -1`: parseArgs takes -1 for an option; read it as the value, for the range check to refuse.
+    const argv = process.argv.slice(2);
+    const args = argv.flatMap((a, i) => (/^-\d/.test(a) && /^--[a-z-]+$/.test(argv[i - 1] ?? "") ? [] : /^--[a-z-]+$/.test(a) && /^-\d/.test(argv[i + 1] ?? "") ? [`${a}=${argv[i + 1]}`] : [a]));
+    values = parseArgs({ args, options: { "database-url": { type: "string" }, port: { type: "string", default: "0" }, faults: { type: "string" } } }).values;
+  } catch (err) {
+    // util.parseArgs: ERR_PARSE_ARGS_UNKNOWN_OPTION, _INVALID_OPTION_VALUE, _UNEXPECTED_POSITIONAL
+    if (!String((err as { code?: unknown }).code).startsWith("ERR_PARSE_ARGS_")) throw err;
+    fail((err as Error).message);
   }
-  const service = await startPaymentService({
-    databaseUrl: url,
-    port: Number(values.port),
-    ...(values.faults ? { faults: JSON.parse(values.faults) as Partial<Faults> } : {}),
-  });
+  const url = values["database-url"] ?? process.env.DATABASE_URL;
+  if (!url) fail("give --database-url (or DATABASE_URL)");
+  const port = Number(values.port);
+  if (!/^\d+$/.test(values.port) || port > 65535) fail(`--port must be an integer from 0 to 65535 (0 = any free port), got ${values.port}`);
+  let faults: Partial<Faults> | undefined;
+  if (values.faults !== undefined) {
+    try {
+      faults = JSON.parse(values.faults) as Partial<Faults>;
+    } catch (err) {
+      fail(`--faults is not valid JSON: ${(err as Error).message}`);
+    }
+    if (typeof faults !== "object" || faults === null || Array.isArray(faults)) fail(`--faults must be a JSON object such as '{"failRate":0.1}', got ${values.faults}`);
+  }
+  const service = await startPaymentService({ databaseUrl: url!, port, ...(faults ? { faults } : {}) });
   console.log(JSON.stringify({ listening: service.url }));
   const stop = () => void service.close().then(() => process.exit(0));
   process.on("SIGINT", stop);
