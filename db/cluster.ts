@@ -21,6 +21,7 @@ import {
   readlinkSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   unlinkSync,
   writeFileSync,
@@ -31,7 +32,7 @@ import { clusterSettings, renderSettings } from "./settings.ts";
 import { canReach, chownTree, clusterOsUser, isRoot, runAsOptions, type OsUser } from "./os-user.ts";
 import { findFreePort, isPortFree } from "./ports.ts";
 import { ClusterError } from "./errors.ts";
-import { withFileLock } from "./file-lock.ts";
+import { LockFileError, errnoText, mkdirp, withFileLock } from "./file-lock.ts";
 import { libraryFingerprint, pgBinDir, pgMajorOf, requireTxv8Installed } from "./pg-install.ts";
 
 /**
@@ -128,8 +129,9 @@ export class EmbeddedCluster {
    *   data directory owned by someone else, server failed to start: with the log's tail).
    */
   async start(): Promise<string> {
+    this.requireUsableDir();
     if (existsSync(this.dir)) clusterOsUser(this.dir); // a foreign owner is reported before anything is touched
-    return withFileLock(`${this.dir}.lock`, async () => {
+    return this.locked(async () => {
       const major = pgMajorOf(pgBinDir());
       const txv8 = libraryFingerprint(requireTxv8Installed(major));
       this.placeDirectory();
@@ -176,7 +178,8 @@ export class EmbeddedCluster {
 
   /** Stops the cluster (fast shutdown: open transactions roll back). Returns false if it was not running. */
   async stop(): Promise<boolean> {
-    return withFileLock(`${this.dir}.lock`, async () => {
+    this.requireUsableDir();
+    return this.locked(async () => {
       if (this.livePostmasterPid() === undefined) return false;
       const user = clusterOsUser(this.dir);
       const res = this.pgCtl(user, ["stop", "-m", "fast", "-w", "-t", "60"]);
@@ -192,6 +195,7 @@ export class EmbeddedCluster {
   /** Stops the cluster and deletes its directory (and the relocated target of a symlink). */
   async destroy(): Promise<void> {
     if (!existsSync(this.dir) && !isSymlink(this.dir)) return;
+    this.requireUsableDir(); // a regular file given as --data-dir is not deleted
     if (this.status().running) await this.stop();
     if (isSymlink(this.dir)) {
       const target = resolve(dirname(this.dir), readlinkSync(this.dir));
@@ -205,6 +209,40 @@ export class EmbeddedCluster {
 
   // ---------------------------------------------------------------------------------
 
+  private unusable(why: string): ClusterError {
+    return new ClusterError(
+      `the data directory ${this.dir} is not usable: ${why}`,
+      "pass --data-dir (or set TXFN_DATA_DIR to) a directory you can write, or a path where one can be created; the default is .txfn/pg in the project",
+    );
+  }
+
+  /** @throws ClusterError when the cluster directory exists but is not a directory (a regular file, say). */
+  private requireUsableDir(): void {
+    let stat;
+    try {
+      stat = statSync(this.dir);
+    } catch (err) {
+      const e = err as NodeJS.ErrnoException;
+      if (e.code === "ENOENT") return; // created by start()
+      throw this.unusable(errnoText(e));
+    }
+    if (!stat.isDirectory()) throw this.unusable("it exists and is not a directory");
+  }
+
+  /** Runs `body` holding the cluster's lock file (`<dir>.lock`); one that cannot be created makes the directory unusable. */
+  private async locked<T>(body: () => Promise<T>): Promise<T> {
+    let inside = false;
+    try {
+      return await withFileLock(`${this.dir}.lock`, () => {
+        inside = true;
+        return body();
+      });
+    } catch (err) {
+      if (!inside && err instanceof LockFileError) throw this.unusable(err.message);
+      throw err;
+    }
+  }
+
   /**
    * Creates the cluster directory so that the database's OS user can reach it. When
    * that user cannot enter the requested place (a clone under /root, say), the cluster
@@ -212,8 +250,12 @@ export class EmbeddedCluster {
    */
   private placeDirectory(): void {
     if (existsSync(this.dir)) return;
-    mkdirSync(dirname(this.dir), { recursive: true });
-    mkdirSync(this.dir, { mode: 0o700 });
+    try {
+      mkdirp(dirname(this.dir));
+      mkdirSync(this.dir, { mode: 0o700 });
+    } catch (err) {
+      throw this.unusable(`cannot create it: ${errnoText(err as NodeJS.ErrnoException)}`);
+    }
     const user = clusterOsUser(this.dir);
     if (!isRoot()) return;
     chownTree(this.dir, user);

@@ -1,13 +1,44 @@
 /** A cross-process lock held by creating a file exclusively (for `txfn db start` racing itself). */
-import { closeSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
+import { closeSync, existsSync, mkdirSync, openSync, readFileSync, rmSync, writeSync } from "node:fs";
 import { dirname } from "node:path";
+
+/** The lock file cannot be created at all (its directory is missing, not a directory, read-only…). */
+export class LockFileError extends Error {
+  override name = "LockFileError";
+  constructor(
+    readonly path: string,
+    readonly reason: NodeJS.ErrnoException,
+  ) {
+    super(`cannot create its lock file ${path} (${errnoText(reason)})`);
+  }
+}
+
+/** "no such file or directory" out of "ENOENT: no such file or directory, open '/x'". */
+export function errnoText(err: NodeJS.ErrnoException): string {
+  return /^[A-Z]+: ([^,]+)/.exec(err.message)?.[1] ?? err.message;
+}
+
+/**
+ * mkdirSync(dir, { recursive: true }) one level at a time: Node's own loops forever where a parent
+ * exists but refuses children with ENOENT (under /proc, say).
+ */
+export function mkdirp(dir: string, mode?: number): void {
+  if (existsSync(dir)) return;
+  const parent = dirname(dir);
+  if (parent !== dir) mkdirp(parent);
+  mkdirSync(dir, mode === undefined ? {} : { mode });
+}
 
 /**
  * Runs `body` while holding the lock file at `path`. A lock whose holder process is
- * gone is taken over. @throws Error after `timeoutMs` (default 120 s) of waiting.
+ * gone is taken over. @throws LockFileError when the file cannot be created; Error after `timeoutMs` (default 120 s) of waiting.
  */
 export async function withFileLock<T>(path: string, body: () => Promise<T>, timeoutMs = 120_000): Promise<T> {
-  mkdirSync(dirname(path), { recursive: true });
+  try {
+    mkdirp(dirname(path));
+  } catch (err) {
+    throw new LockFileError(path, err as NodeJS.ErrnoException);
+  }
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     try {
@@ -16,7 +47,7 @@ export async function withFileLock<T>(path: string, body: () => Promise<T>, time
       closeSync(fd);
       break;
     } catch (err) {
-      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw err;
+      if ((err as NodeJS.ErrnoException).code !== "EEXIST") throw new LockFileError(path, err as NodeJS.ErrnoException);
       if (!holderAlive(path)) {
         rmSync(path, { force: true });
         continue;
