@@ -8,8 +8,9 @@ import { registerTokenCommands } from "./commands/token.ts";
 import { registerProvenanceCommands } from "./commands/provenance.ts";
 import { registerWorkflowCommands } from "./commands/workflow.ts";
 import { registerReplayCommands } from "./commands/replay.ts";
-import { CliError } from "./errors.ts";
+import { CliError, StdoutClosedError, explainConnectionError } from "./errors.ts";
 import { ClusterError } from "../db/errors.ts";
+import { DatabaseUrlError, describeUrl, lastDatabaseUrl } from "../db/connection.ts";
 
 export function buildProgram(): Command {
   const program = new Command()
@@ -33,7 +34,17 @@ export function buildProgram(): Command {
   return program;
 }
 
+/** One line (and a hint) on stderr. */
+function report(message: string, hint?: string): void {
+  console.error(`txfn: ${message}${hint ? `\nhint: ${hint}` : ""}`);
+}
+
 export async function main(argv: string[]): Promise<void> {
+  // A closed stdout (`txfn history … | head`) ends the command quietly, exit 0, as git and coreutils do.
+  process.stdout.on("error", (err: NodeJS.ErrnoException) => {
+    if (err.code !== "EPIPE") throw err;
+    process.exit(0);
+  });
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -42,17 +53,28 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = err.exitCode;
       return;
     }
+    if (err instanceof StdoutClosedError) {
+      process.exitCode = 0;
+      return;
+    }
     if (err instanceof CliError) {
-      console.error(`txfn: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ""}`);
+      report(err.message, err.hint);
       process.exitCode = err.exitCode;
       return;
     }
-    if (err instanceof ClusterError) {
-      console.error(`txfn: ${err.message}`);
+    if (err instanceof ClusterError || err instanceof DatabaseUrlError) {
+      report(err.message, err instanceof DatabaseUrlError ? err.hint : undefined);
       process.exitCode = 1;
       return;
     }
-    console.error(`txfn: ${err instanceof Error ? (err.stack ?? err.message) : String(err)}`);
+    const url = lastDatabaseUrl() ?? process.env.DATABASE_URL;
+    const connection = explainConnectionError(err, url ? describeUrl(url) : undefined, Boolean(process.env.DATABASE_URL));
+    if (connection) {
+      report(connection.message, connection.hint);
+      process.exitCode = 1;
+      return;
+    }
+    report(err instanceof Error ? (err.stack ?? err.message) : String(err));
     process.exitCode = 1;
   }
 }

@@ -1,8 +1,10 @@
 /** `txfn invoke <fn> --input <json> [--key K]`, `txfn invocations [--fn F] [--since T] [--json]`. */
 import type { Command } from "commander";
+import pg from "pg";
 import { TxfnClient, TxfnError, listInvocations } from "../../client/index.ts";
+import { isMissingSchema } from "../../client/errors.ts";
 import { databaseUrl } from "../../db/connection.ts";
-import { CliError } from "../errors.ts";
+import { CliError, explainConnectionError, notInstalled } from "../errors.ts";
 
 function parseJson(text: string, what: string): unknown {
   try {
@@ -20,7 +22,7 @@ export function registerInvokeCommands(program: Command): void {
         "prints the recorded error and exits 1. Transient errors are retried with the same key.",
     )
     .argument("<fn>", "function name (its export name, e.g. reserveInventory)")
-    .option("--input <json>", "input as JSON", "null")
+    .option("--input <json>", "the function's input as JSON; without --input the function is called with null (its input schema, if any, decides whether null is accepted)", "null")
     .option("--key <key>", "idempotency key: calling again with it returns the recorded outcome")
     .option("--timeout <ms>", "statement_timeout for the call in ms")
     .option("--meta", "print the whole result (invocation id, version, replayed, attempts) as JSON")
@@ -42,7 +44,9 @@ export function registerInvokeCommands(program: Command): void {
         else console.error(JSON.stringify(r.error, null, 2));
         if (!r.ok) process.exitCode = 1;
       } catch (err) {
-        if (err instanceof TxfnError) throw new CliError(err.message, err.hint);
+        if (isMissingSchema(err) || (err instanceof TxfnError && isMissingSchema({ code: err.sqlstate }))) throw notInstalled();
+        // A server it cannot reach or log in to is explained by the CLI's handler (cli/main.ts).
+        if (err instanceof TxfnError && !explainConnectionError(err, undefined, false)) throw new CliError(err.message, err.hint);
         throw err;
       } finally {
         await client.close();
@@ -60,11 +64,13 @@ export function registerInvokeCommands(program: Command): void {
       const limit = Number(opts.limit);
       if (!Number.isInteger(limit) || limit <= 0) throw new CliError(`--limit must be a positive integer, got ${opts.limit}`);
       const since = opts.since === undefined ? undefined : parseSince(opts.since);
-      const rows = await listInvocations(await databaseUrl(), {
+      const url = await databaseUrl();
+      const rows = await listInvocations(url, {
         ...(opts.fn !== undefined ? { fn: opts.fn } : {}),
         ...(since ? { since } : {}),
         limit,
       });
+      if (rows.length === 0 && !(await hasInvocationsTable(url))) throw notInstalled();
       if (opts.json) return console.log(JSON.stringify(rows, null, 2));
       if (rows.length === 0) return console.log("no invocations");
       for (const r of rows) {
@@ -74,6 +80,17 @@ export function registerInvokeCommands(program: Command): void {
         );
       }
     });
+}
+
+/** Whether txfn.invocations exists (listInvocations reads a database without it as having none). */
+async function hasInvocationsTable(url: string): Promise<boolean> {
+  const c = new pg.Client({ connectionString: url, application_name: "txfn-cli" });
+  await c.connect();
+  try {
+    return (await c.query<{ t: string | null }>("SELECT to_regclass('txfn.invocations')::text AS t")).rows[0]!.t !== null;
+  } finally {
+    await c.end();
+  }
 }
 
 /** ISO-8601 time, or a duration back from now: 30s, 10m, 2h, 1d. */

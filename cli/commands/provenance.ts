@@ -26,7 +26,7 @@ import {
   type InvocationReads,
   type ProvenanceConfig,
 } from "../../provenance/index.ts";
-import { CliError } from "../errors.ts";
+import { CliError, StdoutClosedError } from "../errors.ts";
 
 /** ISO-8601 time, or a duration back from now (forward with `ahead`): 30s, 10m, 2h, 7d. */
 export function parseTime(text: string, option: string, ahead = false): Date {
@@ -89,10 +89,14 @@ export function changeLine(ch: Change): string {
   return `${when}  ${OP_NAMES[ch.op].padEnd(8)} ${ch.table} ${JSON.stringify(ch.key)}  ${what}  — ${madeBy(ch)}  (xid ${ch.xid}.${ch.seq})`;
 }
 
-/** Writes to stdout, waiting when the pipe is full. @throws CliError once the reader has gone (EPIPE). */
+/**
+ * Writes to stdout, waiting when the pipe is full. @throws StdoutClosedError once the reader has
+ * gone (EPIPE: `txfn history … | head`), which ends the command quietly with exit 0; CliError for
+ * other write errors.
+ */
 function out(line: string): Promise<void> {
   return new Promise((resolve, reject) => {
-    const gone = (err: Error) => reject(new CliError(`cannot write to stdout: ${err.message}`));
+    const gone = (err: NodeJS.ErrnoException) => reject(err.code === "EPIPE" ? new StdoutClosedError() : new CliError(`cannot write to stdout: ${err.message}`));
     process.stdout.once("error", gone);
     const done = () => {
       process.stdout.removeListener("error", gone);

@@ -105,7 +105,12 @@ export function registerServeCommands(program: Command): void {
         if (project) console.error(`txfn serve: running workflows ${project.workflows.map((w) => w.definition.name).join(", ")}`);
       } catch (err) {
         if (err instanceof ProxyConfigError || err instanceof WorkflowOptionsError || err instanceof WorkflowError) throw new CliError(err.message);
-        if ((err as { code?: string }).code === "EADDRINUSE") throw new CliError(`${config.host}:${config.port} is already in use`, "choose another --port (0 = any free one)");
+        const e = err as { code?: string; hostname?: string; syscall?: string };
+        if (e.code === "EADDRINUSE") throw new CliError(`${config.host}:${config.port} is already in use`, "choose another --port (0 = any free one)");
+        const hostHint = "--host takes an address of this machine, or a name that resolves to one: 127.0.0.1 (the default), 0.0.0.0 for every interface";
+        if ((e.code === "ENOTFOUND" || e.code === "EAI_AGAIN") && e.hostname === config.host) throw new CliError(`cannot listen on --host ${config.host}: not an IP address, nor a name that resolves`, hostHint);
+        if (e.code === "EADDRNOTAVAIL") throw new CliError(`cannot listen on --host ${config.host}: not an address of this machine`, hostHint);
+        if (e.code === "EACCES" && e.syscall === "listen") throw new CliError(`cannot listen on ${config.host}:${config.port}: permission denied (ports below 1024 need privileges)`, "choose another --port (0 = any free one)");
         throw err;
       }
       console.error(
