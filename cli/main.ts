@@ -36,7 +36,8 @@ export function buildProgram(): Command {
 
 /** One line (and a hint) on stderr. */
 function report(message: string, hint?: string): void {
-  console.error(`txfn: ${message}${hint ? `\nhint: ${hint}` : ""}`);
+  // The runtime's own errors already start with "txfn: " (they are read in psql too): one prefix is enough.
+  console.error(`txfn: ${message.replace(/^(txfn: )+/, "")}${hint ? `\nhint: ${hint}` : ""}`);
 }
 
 export async function main(argv: string[]): Promise<void> {

@@ -84,7 +84,7 @@ describe("txfn deploy / invoke / invocations / versions / rollback", () => {
   it("unknown functions and bad input are clean CLI errors", async () => {
     const nf = await txfn(["invoke", "nope", "--input", "{}"], env());
     expect(nf.status).toBe(1);
-    expect(nf.stderr).toMatch(/^txfn: txfn: no function "nope" in bundle version 1\nhint: deployed functions: /);
+    expect(nf.stderr).toMatch(/^txfn: no function "nope" in bundle version 1\nhint: deployed functions: /);
     const bad = await txfn(["invoke", "markPaid", "--input", "{not json"], env());
     expect(bad.status).toBe(1);
     expect(bad.stderr).toMatch(/--input is not valid JSON/);
