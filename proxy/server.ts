@@ -369,11 +369,20 @@ function withoutStacks(value: unknown, depth = 0): unknown {
   return out;
 }
 
-/** The Idempotency-Key header: a string of 1–1000 characters (one pair of surrounding quotes, as in the IETF draft, is removed). */
+/**
+ * The Idempotency-Key header: a string of 1–1000 characters. The IETF draft
+ * (draft-ietf-httpapi-idempotency-key-header) makes it a quoted structured-field string: one pair
+ * of surrounding quotes is removed; a bare value is accepted as is; a quote at one end only is
+ * refused (400), so `"q1` never counts as a key other than the client meant.
+ */
 function idempotencyKey(header: string | string[] | undefined): string | null | HttpFailure {
   if (header === undefined) return null;
   if (Array.isArray(header)) return { status: 400, code: "bad_idempotency_key", message: "send one Idempotency-Key header" };
-  const key = /^"(.*)"$/.test(header) ? header.slice(1, -1) : header;
+  const quoted = header.length >= 2 && header.startsWith('"') && header.endsWith('"');
+  if (!quoted && (header.startsWith('"') || header.endsWith('"'))) {
+    return { status: 400, code: "bad_idempotency_key", message: "Idempotency-Key has an unbalanced quote: send \"key\" or key" };
+  }
+  const key = quoted ? header.slice(1, -1) : header;
   if (key === "" || key.length > MAX_KEY_LENGTH) {
     return { status: 400, code: "bad_idempotency_key", message: `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters` };
   }

@@ -103,7 +103,7 @@ describe("POST /v1/functions/:name", () => {
     expect(r.json.error.code).toBe("idempotency_key_reused");
   });
 
-  it("413 for a body over the limit, 415 for a body that is not JSON, 400 for an empty key", async () => {
+  it("413 for a body over the limit, 415 for a body that is not JSON, 400 for an empty key or an unbalanced quote", async () => {
     const big = await call(base, "/v1/functions/reserveInventory", { token: all, body: { orderId: "x".repeat(5000), items: [] } });
     expect(big.status).toBe(413);
     expect(big.json.error.code).toBe("payload_too_large");
@@ -114,6 +114,11 @@ describe("POST /v1/functions/:name", () => {
     const key = await call(base, "/v1/functions/orderStatus", { token: all, key: "", body: { orderId: "x" } });
     expect(key.status).toBe(400);
     expect(key.json.error.code).toBe("bad_idempotency_key");
+    for (const unbalanced of ['"q1', 'q1"', '"']) {
+      const r = await call(base, "/v1/functions/orderStatus", { token: all, key: unbalanced, body: { orderId: "x" } });
+      expect(r.status).toBe(400);
+      expect(r.json.error.message).toMatch(/unbalanced quote/);
+    }
   });
 });
 
