@@ -52,7 +52,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { build } from "../../bundler/index.ts";
 import { deploy } from "../../client/index.ts";
-import { databaseUrl } from "../../db/connection.ts";
+import { scratchDatabase } from "../lib/scratch-database.ts";
 import { createToken, provisionInvokerRole } from "../../proxy/index.ts";
 
 const { values: args } = parseArgs({
@@ -146,14 +146,8 @@ function median(xs: number[]): number {
 }
 
 async function main(): Promise<void> {
-  const base = await databaseUrl({ log: (m) => console.error(m) });
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  const dbUrl = new URL(base);
-  dbUrl.pathname = `/${DB}`;
-  const url = dbUrl.toString();
+  const scratch = await scratchDatabase(DB);
+  const url = scratch.url;
   let serve: { child: ChildProcess; url: string } | undefined;
   try {
     const deployed = await deploy(url, await build(root("functions")));
@@ -243,8 +237,7 @@ async function main(): Promise<void> {
       serve.child.kill("SIGTERM");
       await new Promise((r) => serve!.child.once("exit", r));
     }
-    if (!args.keep) await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await admin.end();
+    await scratch.close({ keep: args.keep });
   }
 }
 

@@ -19,7 +19,7 @@ import { parseArgs } from "node:util";
 import pg from "pg";
 import { build } from "../../bundler/index.ts";
 import { deploy } from "../../client/index.ts";
-import { databaseUrl } from "../../db/connection.ts";
+import { scratchDatabase } from "../lib/scratch-database.ts";
 
 const { values: args } = parseArgs({
   options: {
@@ -166,13 +166,8 @@ async function storage(url: string): Promise<{ rows: number; perRow: Record<stri
 }
 
 async function main(): Promise<void> {
-  const base = await databaseUrl({ log: (m) => console.error(m) });
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-  await admin.query(`CREATE DATABASE ${DB}`);
-  const url = new URL(base);
-  url.pathname = `/${DB}`;
+  const scratch = await scratchDatabase(DB);
+  const url = new URL(scratch.url);
   try {
     const deployed = await deploy(url.toString(), await build("functions", { schemas: false }));
     const setup = new pg.Client({ connectionString: url.toString() });
@@ -266,8 +261,7 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, skus: SKUS, results, summary, overhead, storage: st }, null, 2));
     console.log(`\nraw rounds: ${file}`);
   } finally {
-    if (!args.keep) await admin.query(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-    await admin.end();
+    await scratch.close({ keep: args.keep });
   }
 }
 
