@@ -28,7 +28,7 @@ export function registerDbCommands(program: Command): void {
       const c = cluster(cmd);
       const url = await c.start();
       const s = c.status();
-      console.log(`PostgreSQL is running: 127.0.0.1:${s.port} (pid ${s.pid}, data ${c.dataDir})`);
+      console.log(`PostgreSQL is running: 127.0.0.1:${s.port} (pid ${s.pid}, data ${c.dir})`);
       console.log(`url: ${url}`);
     });
 
