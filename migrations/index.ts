@@ -65,9 +65,14 @@ function savepointClient(client: pg.ClientBase, name: string): pg.ClientBase {
  * all come with an outcome or a thrown error that txfn reports in its own words; any other
  * warning goes to `log`.
  */
-function quietLogger(log: Log) {
+function quietLogger(log: Log, running: { name?: string }) {
   const none = () => {};
-  return { debug: none, info: none, error: none, warn: (message: string) => (/^#?> /.test(message) ? undefined : log(`warning: ${message}`)) };
+  // "### MIGRATION <name> (UP) ###" is how node-pg-migrate announces each migration: kept to name a failing one.
+  const info = (message: string) => {
+    const m = /^### MIGRATION (.+) \(UP\) ###$/.exec(message);
+    if (m) running.name = m[1];
+  };
+  return { debug: none, info, error: none, warn: (message: string) => (/^#?> /.test(message) ? undefined : log(`warning: ${message}`)) };
 }
 
 /** Migration names of `dir` as node-pg-migrate names them: file names without extension, dot-files left out. */
@@ -116,6 +121,7 @@ export async function migrateInTransaction(
   options: { dir: string; table: string; log?: Log },
 ): Promise<string[]> {
   const log = options.log ?? (() => {});
+  const running: { name?: string } = {};
   try {
     const applied = await runner({
       dbClient: savepointClient(client, "txfn_migrations") as pg.Client,
@@ -127,7 +133,7 @@ export async function migrateInTransaction(
       singleTransaction: true,
       noLock: true, // deploy holds a transaction-level advisory lock instead
       checkOrder: true,
-      logger: quietLogger(log),
+      logger: quietLogger(log, running),
     });
     return applied.map((m) => m.name);
   } catch (err) {
@@ -135,7 +141,8 @@ export async function migrateInTransaction(
     const e = err as Error & { detail?: string };
     const order = /^Not run migration (.+) is preceding already run migration (.+)$/.exec(e.message ?? "");
     if (order) throw new MigrationError(outOfOrder(options.dir, options.table, order[1]!, order[2]!));
-    throw new MigrationError(`migration failed (${options.dir}): ${e.message}${e.detail ? ` (${e.detail})` : ""}`);
+    const which = running.name ? `migration ${running.name} failed (${options.dir})` : `migration failed (${options.dir})`;
+    throw new MigrationError(`${which}: ${e.message}${e.detail ? ` (${e.detail})` : ""}`);
   }
 }
 

@@ -99,7 +99,7 @@ describe("txfn deploy / invoke / invocations / versions / rollback", () => {
       [
         "migration",
         ["deploy", variant("migration", { "migrations/1732879999999_broken.sql": "-- Up Migration\nALTER TABLE shop.nope ADD COLUMN x int;\n" })],
-        /deploy failed while applying the project's migrations: .*relation "shop.nope" does not exist.*previous version stays active/,
+        /deploy failed while applying the project's migrations: migration 1732879999999_broken failed \(.*\): relation "shop.nope" does not exist.*previous version stays active/,
       ],
       [
         // Top-level code of the project that throws: the TypeScript file and line, not only V8's message.
