@@ -24,5 +24,6 @@ CREATE FUNCTION txv8_info() RETURNS json
   AS 'MODULE_PATHNAME' LANGUAGE C;
 REVOKE ALL ON FUNCTION txv8_info() FROM PUBLIC;
 
+-- The loaded library's version (plv8.txv8_version), which may be newer than this script's.
 CREATE FUNCTION txv8_version() RETURNS text
-  LANGUAGE sql IMMUTABLE AS $$ SELECT '1.0'::text $$;
+  AS 'MODULE_PATHNAME' LANGUAGE C STABLE;

@@ -1,5 +1,6 @@
-/* txv8_main.cc: module load and the SQL-callable entry points (call, inline and validator handlers, txv8_reset, txv8_info). */
+/* txv8_main.cc: module load and the SQL-callable entry points (call, inline and validator handlers, txv8_reset, txv8_info, txv8_version). */
 #include "txv8_exec.h"
+#include "txv8_plv8.h"
 
 extern "C" {
 #include "nodes/parsenodes.h"
@@ -13,11 +14,13 @@ PGDLLEXPORT Datum txv8_inline_handler(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum txv8_call_validator(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum txv8_reset(PG_FUNCTION_ARGS);
 PGDLLEXPORT Datum txv8_info(PG_FUNCTION_ARGS);
+PGDLLEXPORT Datum txv8_version(PG_FUNCTION_ARGS);
 PG_FUNCTION_INFO_V1(txv8_call_handler);
 PG_FUNCTION_INFO_V1(txv8_inline_handler);
 PG_FUNCTION_INFO_V1(txv8_call_validator);
 PG_FUNCTION_INFO_V1(txv8_reset);
 PG_FUNCTION_INFO_V1(txv8_info);
+PG_FUNCTION_INFO_V1(txv8_version);
 }
 
 /*
@@ -94,4 +97,11 @@ txv8_info(PG_FUNCTION_ARGS)
 	if (strcmp(buf.data, "[]") == 0)
 		PG_RETURN_NULL();
 	PG_RETURN_TEXT_P(cstring_to_text(buf.data));
+}
+
+/* txv8_version(): the loaded library's version, the same string as plv8.txv8_version (not the SQL script's version). */
+Datum
+txv8_version(PG_FUNCTION_ARGS)
+{
+	PG_RETURN_TEXT_P(cstring_to_text(TXV8_VERSION));
 }
