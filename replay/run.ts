@@ -120,21 +120,25 @@ async function readAndDump(o: RetroOptions, dumpFile: string, holdName: () => st
     const snapshotId = (await src.query<{ s: string }>("SELECT pg_export_snapshot() AS s")).rows[0]!.s;
     let selector = o.selector;
     if (o.until !== undefined && Object.keys(selector).length === 0) selector = { invocationIds: [o.until] };
-    const rec = await readRecording(src, o.url, selector).catch((e: unknown) => {
+    const notInstalled = (e: unknown): never => {
       const code = (e as { code?: string }).code;
       if (code === "42P01" || code === "3F000") throw new ReplayError("txfn is not installed in this database (nothing deployed)", "txfn deploy <dir>");
       throw e;
-    });
-    if (o.until !== undefined && !rec.units.some((u) => u.invocations.some((i) => i.id === o.until))) {
-      throw new ReplayError(`invocation ${o.until} is not in the selected trace`, "select a trace that holds it, or give --until alone");
-    }
+    };
+    // The options first: a wrong --bundle-version/--functions is reported even when the trace is empty.
     if (o.version !== undefined) {
-      const v = await src.query<{ functions: string[] }>(
-        "SELECT ARRAY(SELECT jsonb_object_keys(manifest->'functions')) AS functions FROM txfn.bundles WHERE version = $1",
-        [o.version],
-      );
+      const v = await src
+        .query<{ functions: string[] }>(
+          "SELECT ARRAY(SELECT jsonb_object_keys(manifest->'functions')) AS functions FROM txfn.bundles WHERE version = $1",
+          [o.version],
+        )
+        .catch(notInstalled);
       if (v.rowCount === 0) throw new ReplayError(`no bundle version ${o.version}`, "txfn versions lists them");
       checkSwapped(o.functions, v.rows[0]!.functions, `bundle version ${o.version}`);
+    }
+    const rec = await readRecording(src, o.url, selector).catch(notInstalled);
+    if (o.until !== undefined && !rec.units.some((u) => u.invocations.some((i) => i.id === o.until))) {
+      throw new ReplayError(`invocation ${o.until} is not in the selected trace`, "select a trace that holds it, or give --until alone");
     }
     const scratch = await openTarget();
     const hold = new pg.Client({ connectionString: o.url, application_name: "txfn-replay" });
