@@ -167,7 +167,7 @@ async function main(): Promise<number> {
       : `Pick another name (npm run demo -- --database <another name>; the race uses <name>_oversell), or drop ${oversellName} yourself if you no longer need it.`;
     let url = givenUrl ?? "";
     await ui.stage(
-      givenUrl ? `check that database ${dbName} (DATABASE_URL) is free for the demo` : `a fresh database for this run: ${dbName} (dropped and created again)`,
+      givenUrl ? `check that database ${dbName} (DATABASE_URL) is free for the demo` : `a fresh database for this run: ${dbName} (one this demo made is dropped and created again; any other is left alone)`,
       async () => {
         // Both databases are checked before anything is dropped, created or run.
         if (!givenUrl) await assertOwnedOrAbsent(serverUrl, dbName);
