@@ -2,39 +2,23 @@
 // processes: its \`import … from "txfn"\` resolves to this checkout (as \`build\` resolves it), its
 // .ts files load as ES modules without a package.json, and a module that cannot be loaded is one
 // error line naming the file and the cause.
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { startWorker, type WorkerProcess } from "./support/worker.ts";
+import { FAST_WORKER, GREET, writeGreetProject, writeProject } from "./support/workflow-project.ts";
 
 const db = useTestDatabase();
 const workers: WorkerProcess[] = [];
-const FAST = ["--lease-ms", "1500", "--poll-ms", "100"];
 let outside: string; // a temp folder outside the checkout
-
-/** A workflow project in \`dir\` (no package.json unless a test writes one). */
-function writeProject(dir: string, files: Record<string, string>): string {
-  mkdirSync(join(dir, "workflows"), { recursive: true });
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, "workflows", name), text);
-  return dir;
-}
-
-const GREET = `import { workflow } from "txfn";
-import { punctuation } from "../text.ts";
-export const greet = workflow("greet", async (ctx, input: { who: string }) => {
-  const at = await ctx.now();
-  return { greeting: "hello " + input.who + punctuation, at };
-});
-`;
 
 beforeAll(() => {
   outside = mkdtempSync(join(tmpdir(), "txfn-outside-"));
   expect(outside.startsWith(REPO_ROOT)).toBe(false);
-  writeProject(join(outside, "proj", "wf"), { "greet.ts": GREET });
-  writeFileSync(join(outside, "proj", "wf", "text.ts"), `export const punctuation: string = "!";\n`);
+  writeGreetProject(join(outside, "proj", "wf"));
 });
 
 afterEach(async () => {
@@ -46,7 +30,7 @@ afterAll(() => {
 });
 
 async function worker(dir: string, args: string[] = []): Promise<WorkerProcess> {
-  const w = startWorker(db.url, dir, [...FAST, ...args]);
+  const w = startWorker(db.url, dir, [...FAST_WORKER, ...args]);
   workers.push(w);
   await w.ready;
   return w;
@@ -70,7 +54,7 @@ describe("txfn worker on a project outside the checkout", { timeout: 180_000 }, 
       "ok.ts": GREET.replace('"greet"', '"greet2"').replace('import { punctuation } from "../text.ts";', 'const punctuation = ".";'),
       "broken.ts": `import { workflow } from "txfn";\nimport pad from "no-such-package-txfn";\nexport const b = workflow("b", async () => pad);\n`,
     });
-    const w = startWorker(db.url, bad, FAST);
+    const w = startWorker(db.url, bad, FAST_WORKER);
     workers.push(w);
     const { code } = await w.exited;
     expect(code).toBe(1);

@@ -2,7 +2,7 @@
 // no executor has registered (unless --allow-unregistered queues it), executors record the names
 // they serve, and a worker warns once per name about PENDING workflows no executor runs. (The HTTP
 // endpoint's 404: proxy-workflows.test.ts.)
-import { mkdtempSync, mkdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
@@ -12,27 +12,12 @@ import { WorkflowClient, WorkflowNotRegisteredError } from "../workflows/index.t
 import { txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { startWorker, type WorkerProcess } from "./support/worker.ts";
+import { FAST_WORKER, writeGreetProject } from "./support/workflow-project.ts";
 
 const db = useTestDatabase();
 const workers: WorkerProcess[] = [];
-const FAST = ["--lease-ms", "1500", "--poll-ms", "100"];
 let outside: string; // the workers' project, in a temp folder
 let client: WorkflowClient;
-
-/** A workflow project in `dir` (workflow-outside.test.ts: such projects load). */
-function writeProject(dir: string, files: Record<string, string>): string {
-  mkdirSync(join(dir, "workflows"), { recursive: true });
-  for (const [name, text] of Object.entries(files)) writeFileSync(join(dir, "workflows", name), text);
-  return dir;
-}
-
-const GREET = `import { workflow } from "txfn";
-import { punctuation } from "../text.ts";
-export const greet = workflow("greet", async (ctx, input: { who: string }) => {
-  const at = await ctx.now();
-  return { greeting: "hello " + input.who + punctuation, at };
-});
-`;
 
 beforeAll(async () => {
   const c = new pg.Client({ connectionString: db.url });
@@ -45,8 +30,7 @@ beforeAll(async () => {
     await c.end();
   }
   outside = mkdtempSync(join(tmpdir(), "txfn-outside-"));
-  writeProject(join(outside, "proj", "wf"), { "greet.ts": GREET });
-  writeFileSync(join(outside, "proj", "wf", "text.ts"), `export const punctuation: string = "!";\n`);
+  writeGreetProject(join(outside, "proj", "wf"));
   client = new WorkflowClient({ databaseUrl: db.url });
 });
 
@@ -60,7 +44,7 @@ afterAll(async () => {
 });
 
 async function worker(dir: string, args: string[] = []): Promise<WorkerProcess> {
-  const w = startWorker(db.url, dir, [...FAST, ...args]);
+  const w = startWorker(db.url, dir, [...FAST_WORKER, ...args]);
   workers.push(w);
   await w.ready;
   return w;
