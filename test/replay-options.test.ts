@@ -8,12 +8,12 @@
 import { cpSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TxfnClient, type InvokeOptions, type InvokeResult } from "../client/index.ts";
 import type { ReplayReport } from "../replay/index.ts";
 import { REPO_ROOT, txfn } from "./support/cli.ts";
 import { adminUrl, useTestDatabase } from "./support/database.ts";
+import { onDatabase, replayReport } from "./support/replay.ts";
 
 const db = useTestDatabase();
 const env = () => ({ DATABASE_URL: db.url });
@@ -37,21 +37,7 @@ async function call<O>(fn: string, input: unknown, options: InvokeOptions = {}):
   return { id: r.invocationId, output: r.output };
 }
 
-async function report(args: string[]): Promise<{ status: number | null; report: ReplayReport; stderr: string }> {
-  const r = await txfn([...args, "--json"], env());
-  if (!r.stdout.trim().startsWith("{")) throw new Error(`txfn ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
-  return { status: r.status, report: JSON.parse(r.stdout) as ReplayReport, stderr: r.stderr };
-}
-
-async function onDatabase<T>(url: string, body: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await body(c);
-  } finally {
-    await c.end();
-  }
-}
+const report = (args: string[]) => replayReport(db.url, args);
 
 const scratchLeft = async () =>
   Number((await db.query<{ n: string }>("SELECT count(*) AS n FROM pg_database WHERE datname LIKE $1", [`txfn_replay_${db.name}_%`]))[0]!.n);

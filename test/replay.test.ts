@@ -2,12 +2,12 @@
 // example (a reserve split into a check and an update transaction oversells the last item),
 // replayed faithfully and retroactively fixed; a reader that started before a writer committed
 // but committed after it, which snapshot order replays and commit order does not; --until.
-import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { TxfnClient, type InvokeResult } from "../client/index.ts";
-import { intersectSnapshots, parseSnapshot, visible, type ReplayReport } from "../replay/index.ts";
+import { intersectSnapshots, parseSnapshot, visible } from "../replay/index.ts";
 import { txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
+import { onDatabase, replayReport } from "./support/replay.ts";
 
 const db = useTestDatabase();
 const env = () => ({ DATABASE_URL: db.url });
@@ -25,21 +25,7 @@ function ok<O>(r: InvokeResult<O>): O {
   return r.output;
 }
 
-async function report(args: string[]): Promise<{ status: number | null; report: ReplayReport; stderr: string }> {
-  const r = await txfn([...args, "--json"], env());
-  if (!r.stdout.trim().startsWith("{")) throw new Error(`txfn ${args.join(" ")} failed (${r.status}): ${r.stderr}`);
-  return { status: r.status, report: JSON.parse(r.stdout) as ReplayReport, stderr: r.stderr };
-}
-
-async function onDatabase<T>(url: string, body: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  try {
-    return await body(c);
-  } finally {
-    await c.end();
-  }
-}
+const report = (args: string[]) => replayReport(db.url, args);
 
 const dropDatabase = (name: string) => db.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
 const scratchLeft = async () =>
