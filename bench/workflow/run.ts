@@ -21,7 +21,7 @@ import { PostgresDataSource } from "@dbos-inc/postgres-datasource";
 import pg from "pg";
 import { build } from "../../bundler/index.ts";
 import { deploy } from "../../client/index.ts";
-import { databaseUrl } from "../../db/connection.ts";
+import { scratchDatabase } from "../lib/scratch-database.ts";
 import { loadProject, startExecutor } from "../../workflows/index.ts";
 import { bench3 } from "./project/workflows/bench3.ts";
 
@@ -60,22 +60,11 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-function dbUrl(base: string, name: string): string {
-  const u = new URL(base);
-  u.pathname = `/${name}`;
-  return u.toString();
-}
-
 async function main(): Promise<void> {
-  const base = await databaseUrl({ log: (m) => console.error(m) });
-  const admin = new pg.Client({ connectionString: base });
-  await admin.connect();
-  for (const d of [APP_DB, SYS_DB]) {
-    await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${d}`);
-  }
-  const appUrl = dbUrl(base, APP_DB);
-  const sysUrl = dbUrl(base, SYS_DB);
+  const app = await scratchDatabase(APP_DB);
+  const sys = await scratchDatabase(SYS_DB);
+  const appUrl = app.url;
+  const sysUrl = sys.url;
   try {
     // txfn: deploy the project (its migration creates bench_wf.accounts), an embedded executor.
     const deployed = await deploy(appUrl, await build("bench/workflow/project", { schemas: false }));
@@ -150,7 +139,10 @@ async function main(): Promise<void> {
       return { variant, concurrency, tps: (latencies.length / wall) * 1000, p50: q(0.5), p99: q(0.99), clientCpu: (cpu.user + cpu.system) / 1000 / wall };
     }
 
-    const [{ server_version }] = (await admin.query("SHOW server_version")).rows;
+    const versionCheck = new pg.Client({ connectionString: appUrl });
+    await versionCheck.connect();
+    const [{ server_version }] = (await versionCheck.query("SHOW server_version")).rows;
+    await versionCheck.end();
     console.log(
       `bench/workflow: PostgreSQL ${server_version}; txfn bundle v${deployed.version} on ${deployed.language} vs DBOS Transact ` +
         `@dbos-inc/dbos-sdk ${DBOS_VERSION} + @dbos-inc/postgres-datasource ${DBOS_VERSION}; workflow = debit (txn) + no-op step + credit (txn), ` +
@@ -217,8 +209,8 @@ async function main(): Promise<void> {
     writeFileSync(file, JSON.stringify({ seconds: SECONDS, rounds: ROUNDS, dbos: DBOS_VERSION, results, summary, ratios }, null, 2));
     console.log(`\nraw rounds: ${file}`);
   } finally {
-    if (!args.keep) for (const d of [APP_DB, SYS_DB]) await admin.query(`DROP DATABASE IF EXISTS ${d} WITH (FORCE)`).catch(() => {});
-    await admin.end();
+    await app.close({ keep: args.keep }).catch(() => {});
+    await sys.close({ keep: args.keep }).catch(() => {});
   }
 }
 
