@@ -155,7 +155,7 @@ export function openApiDocument(version: number | null, functions: CatalogFuncti
           name: "Idempotency-Key",
           in: "header",
           required: false,
-          description: "the invocation runs at most once per key; repeating the request returns the recorded outcome",
+          description: "the invocation runs at most once per key; repeating the request returns the recorded outcome. Bare, or quoted as an RFC 8941 string (\"a\\\"b\" is the key a\"b)",
           schema: { type: "string", maxLength: 1000 },
         },
       },

@@ -14,6 +14,7 @@
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest } from "fastify";
 import pg from "pg";
 import pino from "pino";
+import { parseItem } from "structured-headers";
 import { isConnectionError } from "../client/index.ts";
 import { Catalog } from "./catalog.ts";
 import { resolveConfig, type ProxyConfig } from "./config.ts";
@@ -378,15 +379,32 @@ function withoutStacks(value: unknown, depth = 0): unknown {
 function idempotencyKey(header: string | string[] | undefined): string | null | HttpFailure {
   if (header === undefined) return null;
   if (Array.isArray(header)) return { status: 400, code: "bad_idempotency_key", message: "send one Idempotency-Key header" };
-  const quoted = header.length >= 2 && header.startsWith('"') && header.endsWith('"');
-  if (!quoted && (header.startsWith('"') || header.endsWith('"'))) {
+  const key = header.startsWith('"') ? structuredString(header) : header;
+  if (typeof key !== "string") return key;
+  if (key.endsWith('"')) {
     return { status: 400, code: "bad_idempotency_key", message: "Idempotency-Key has an unbalanced quote: send \"key\" or key" };
   }
-  const key = quoted ? header.slice(1, -1) : header;
   if (key === "" || key.length > MAX_KEY_LENGTH) {
     return { status: 400, code: "bad_idempotency_key", message: `Idempotency-Key must be 1 to ${MAX_KEY_LENGTH} characters` };
   }
   return key;
+}
+
+/**
+ * A quoted Idempotency-Key is an RFC 8941 sf-string (draft-ietf-httpapi-idempotency-key-header):
+ * `"a\"b"` is the key `a"b`. Parameters after it are ignored, as RFC 8941 asks for unknown ones.
+ */
+function structuredString(header: string): string | HttpFailure {
+  let value: unknown;
+  try {
+    [value] = parseItem(header);
+  } catch (err) {
+    const unbalanced = header.length < 2 || !/"(\s*;.*)?$/.test(header.slice(1));
+    const why = unbalanced ? "has an unbalanced quote: send \"key\" or key" : `is not a valid quoted string (RFC 8941: ${(err as Error).message})`;
+    return { status: 400, code: "bad_idempotency_key", message: `Idempotency-Key ${why}` };
+  }
+  if (typeof value !== "string") return { status: 400, code: "bad_idempotency_key", message: "Idempotency-Key must be a string" };
+  return value;
 }
 
 /** SELECT 1 on a pooled connection, failing after `ms` (a connection obtained later is released). */

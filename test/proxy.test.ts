@@ -119,6 +119,16 @@ describe("POST /v1/functions/:name", () => {
       expect(r.status).toBe(400);
       expect(r.json.error.message).toMatch(/unbalanced quote/);
     }
+    const badEscape = await call(base, "/v1/functions/orderStatus", { token: all, key: '"a\\x"', body: { orderId: "x" } });
+    expect([badEscape.status, badEscape.json.error.code]).toEqual([400, "bad_idempotency_key"]);
+    expect(badEscape.json.error.message).toMatch(/not a valid quoted string/);
+  });
+
+  it("reads a quoted Idempotency-Key as an RFC 8941 string: escapes undone, the same key as its bare form", async () => {
+    const first = await call(base, "/v1/functions/orderStatus", { token: all, key: '"sf-\\"1"', body: { orderId: "x" } });
+    expect([first.status, first.headers.get("idempotent-replayed")]).toEqual([200, "false"]);
+    const bare = await call(base, "/v1/functions/orderStatus", { token: all, key: 'sf-"1', body: { orderId: "x" } });
+    expect([bare.status, bare.headers.get("idempotent-replayed"), bare.text]).toEqual([200, "true", first.text]);
   });
 });
 
