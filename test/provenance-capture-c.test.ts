@@ -198,6 +198,22 @@ const TABLES: { name: string; ddl: string[]; keys: string[]; leaves?: string[] }
     keys: ["region", "id"],
     leaves: ["parted_eu", "parted_us"],
   },
+  {
+    // only scalar columns: the C trigger's cached per-table encoding (capture/src/capture_row.c)
+    name: "scalars",
+    ddl: [
+      "CREATE DOMAIN {s}.posint AS int CHECK (VALUE > 0)",
+      "CREATE TABLE {s}.scalars (id int PRIMARY KEY, i2 int2, i8 int8, n numeric, n2 numeric(12, 2), f4 float4, f8 float8, ok bool, " +
+        "t text, vc varchar(10), ch char(8), d date, ts timestamp, tz timestamptz, u uuid, iv interval, dom {s}.posint, ir int4range, " +
+        "nm name, gone int, \"a longer name\" text, twice int8 GENERATED ALWAYS AS (id::int8 * 2) STORED)",
+      "ALTER TABLE {s}.scalars DROP COLUMN gone",
+    ],
+    keys: ["id"],
+  },
+  // a column of a type created by a user: PostgreSQL's to_jsonb again
+  { name: "moods", ddl: ["CREATE TYPE {s}.mood AS ENUM ('sad', 'ok')", "CREATE TABLE {s}.moods (id int PRIMARY KEY, m {s}.mood)"], keys: ["id"] },
+  // trigger arguments naming a column the table does not have: JSON null in the key
+  { name: "oddkey", ddl: ["CREATE TABLE {s}.oddkey (b text, a int, v int)"], keys: ["b", "a", "zz"] },
 ];
 
 /** A write script: transactions of statements; `fails` = the statement must fail (in a savepoint). */
@@ -218,6 +234,14 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
       "INSERT INTO {s}.jkey VALUES ('{\"b\": [1, {\"c\": 2}], \"a\": 1}', 1), ('3', 2), ('\"s\"', 3)",
       "INSERT INTO {s}.akey VALUES ('{1,2}', 1), ('{}', 2)",
       "INSERT INTO {s}.parted VALUES ('eu', 1, 1), ('us', 1, 1), ('us', 2, 2)",
+      "INSERT INTO {s}.scalars VALUES (1, -32768, -9223372036854775808, 'NaN', 123.45, 'Infinity', '-Infinity', true, E'a\"b\\\\c\\n', 'vc  ', 'ch', " +
+        "'2024-02-29', '2024-02-29 01:02:03.000004', '2024-02-29 01:02:03+05', 'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', '1 mon', 5, '[1,5)', 'nm', 'ü')",
+      "INSERT INTO {s}.scalars VALUES (2, 32767, 9223372036854775807, '-Infinity', 0, 1.5e-40, 5e-324, false, '', '', '', " +
+        "'infinity', '-infinity', 'infinity', NULL, '-1 day', 1, 'empty', '', '')",
+      "INSERT INTO {s}.scalars (id, i2, i8, n, n2, f4, f8) SELECT g, g, g::int8 * 100000000, g * 1.50, -g, g / 3.0, -g / 7.0 FROM generate_series(3, 12) g",
+      "INSERT INTO {s}.scalars (id, i8, n) VALUES (13, 10000, 0.000), (14, -10000, -0.0), (15, 99990000, 1e30), (16, 1, 12345678901234567890.12345), (-2147483648, 0, 'Infinity')",
+      "INSERT INTO {s}.moods VALUES (1, 'ok'), (2, NULL)",
+      "INSERT INTO {s}.oddkey VALUES ('k', 1, 1), ('k', 2, 2)",
     ],
   },
   {
@@ -235,6 +259,13 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
       "UPDATE {s}.jkey SET k = '{\"a\": 1, \"b\": [1, {\"c\": 3}]}' WHERE v = 1",
       "UPDATE {s}.jkey SET v = 20 WHERE v = 2",
       "UPDATE {s}.akey SET k = '{2,1}' WHERE v = 1",
+      "UPDATE {s}.scalars SET t = 'upd', i8 = i8 + 1 WHERE id % 3 = 0",
+      "UPDATE {s}.scalars SET id = id + 100 WHERE id = 4",
+      "UPDATE {s}.scalars SET ok = ok WHERE id = 2",
+      "UPDATE {s}.moods SET m = 'sad'",
+      "UPDATE {s}.oddkey SET v = 3 WHERE a = 1",
+      "UPDATE {s}.oddkey SET a = 5 WHERE a = 2",
+      "DELETE FROM {s}.oddkey WHERE a = 1",
     ],
   },
   {
@@ -301,6 +332,13 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
       "DELETE FROM {s}.items WHERE id = 't'",
       "ALTER TABLE {s}.items ADD COLUMN later2 int",
       "INSERT INTO {s}.items (id, v) VALUES ('e', 7)",
+      `INSERT INTO {s}.scalars (id, i8, t) VALUES (20, 1, ${BIG})`,
+      "UPDATE {s}.scalars SET i8 = 2 WHERE id = 20",
+      "ALTER TABLE {s}.scalars ADD COLUMN late text DEFAULT 'later'",
+      "UPDATE {s}.scalars SET f8 = 1 WHERE id IN (1, 2, 20)",
+      "ALTER TABLE {s}.scalars ALTER COLUMN i2 TYPE text",
+      "DELETE FROM {s}.scalars WHERE id = 20",
+      "INSERT INTO {s}.scalars (id, i2) VALUES (21, 'two')",
     ],
   },
   {
@@ -433,5 +471,7 @@ describe("the C and PL/pgSQL row triggers write identical rows", () => {
     // the big value really was stored out of line in the table (TOAST), and reached the jsonb whole
     const big = await db.query<{ n: number }>("SELECT max(length(new_row->>'big'))::int AS n FROM txfn.provenance WHERE table_id = 100");
     expect(big[0]!.n).toBe(40000 * 32);
+    const bigScalar = await db.query<{ n: number }>(`SELECT max(length(old_row->>'t'))::int AS n FROM txfn.provenance WHERE table_id = ${100 + TABLES.findIndex((t) => t.name === "scalars")}`);
+    expect(bigScalar[0]!.n).toBe(40000 * 32);
   });
 });

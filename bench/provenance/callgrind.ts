@@ -8,7 +8,12 @@
  * (on − off) / 3. For the C trigger it also splits a change by function (inclusive
  * instructions of the trigger's parts).
  *
- * Usage: npm run bench:provenance:callgrind [-- --calls 20 --extra 100]
+ * `--workload neworder` counts TPC-C New-Order's writes instead (bench/tpcc's tables, a PL/pgSQL
+ * function per order: the district UPDATE, the orders and new_order INSERTs, 10 × a stock UPDATE
+ * of its 17-column row and an order_line INSERT — 23 captured changes, the rows issue 9's
+ * benchmark captures), per change = (on − off) / 23.
+ *
+ * Usage: npm run bench:provenance:callgrind [-- --calls 20 --extra 100 --workload reserve|neworder]
  * Needs valgrind. Starts (and removes) a throwaway cluster of its own.
  */
 import { spawnSync } from "node:child_process";
@@ -22,13 +27,21 @@ import { deploy } from "../../client/index.ts";
 import { clusterOsUser, runAsOptions } from "../../db/os-user.ts";
 import { pgBinDir } from "../../db/pg-install.ts";
 import { startThrowawayCluster } from "../../test/support/throwaway-cluster.ts";
+import { fileURLToPath } from "node:url";
+import { ensureSystemSchema } from "../../migrations/index.ts";
+import { installCapture } from "../../provenance/index.ts";
 
 const { values: args } = parseArgs({
   options: {
     calls: { type: "string", default: "20" },
     extra: { type: "string", default: "100" },
+    workload: { type: "string", default: "reserve" },
   },
 });
+const WORKLOAD = args.workload as "reserve" | "neworder";
+if (WORKLOAD !== "reserve" && WORKLOAD !== "neworder") throw new Error("--workload is reserve or neworder");
+/** Captured changes per call. */
+const CHANGES = WORKLOAD === "reserve" ? 3 : 23;
 const CALLS = Number(args.calls);
 const EXTRA = Number(args.extra);
 if (!(CALLS > 0 && EXTRA > 0)) throw new Error("--calls and --extra must be positive");
@@ -37,11 +50,40 @@ if (spawnSync("valgrind", ["--version"]).status !== 0) throw new Error("valgrind
 type Variant = "capture off" | "C trigger" | "PL/pgSQL trigger";
 const DATABASES: Record<Variant, string> = { "capture off": "cg_off", "C trigger": "cg_c", "PL/pgSQL trigger": "cg_plpgsql" };
 /** The C trigger's parts, reported per change (inclusive). */
-const PARTS = ["txfn_capture_row", "capture_seq_next", "capture_change_form", "row_to_jsonb", "key_of_row", "capture_context_get", "capture_store_insert"];
+const PARTS = ["txfn_capture_row", "capture_seq_next", "capture_change_form", "capture_row_encode", "capture_row_key", "row_to_jsonb", "key_of_row", "capture_context_get", "capture_store_insert"];
+const TPCC_SCHEMA = fileURLToPath(new URL("../tpcc/functions/migrations/1733000000000_tpcc-schema.sql", import.meta.url));
 
-/** One statement per line: `n` invocations of reserveInventory with distinct orders (3 SKUs each). */
+/** New-Order's writes, row at a time as bench/tpcc/plpgsql.sql does them (reads left out). */
+const NEWORDER_SQL = `
+INSERT INTO tpcc.district SELECT d, 1, 'district', 'street 1', 'street 2', 'city', 'ST', '123451111', 0.0825, 30000.00, 3001
+  FROM generate_series(1, 10) d;
+INSERT INTO tpcc.stock SELECT i, 1, 50, ${Array.from({ length: 10 }, (_, k) => `rpad('dist ${k + 1} ' || i, 24, 'x')`).join(", ")}, 0, 0, 0,
+  rpad('stock data ' || i, 40, 'y') FROM generate_series(1, 100) i;
+CREATE FUNCTION public.cg_neworder(n integer) RETURNS boolean LANGUAGE plpgsql AS $$
+DECLARE
+  d integer := n % 10 + 1;
+  o integer;
+  dist text;
+BEGIN
+  UPDATE tpcc.district SET d_next_o_id = d_next_o_id + 1 WHERE d_w_id = 1 AND d_id = d RETURNING d_next_o_id - 1 INTO o;
+  INSERT INTO tpcc.orders VALUES (o, d, 1, n % 3000 + 1, now(), NULL, 10, 1);
+  INSERT INTO tpcc.new_order VALUES (o, d, 1);
+  FOR k IN 1 .. 10 LOOP
+    UPDATE tpcc.stock SET s_quantity = CASE WHEN s_quantity >= 15 THEN s_quantity - 5 ELSE s_quantity + 86 END,
+        s_ytd = s_ytd + 5, s_order_cnt = s_order_cnt + 1
+      WHERE s_w_id = 1 AND s_i_id = (n * 10 + k * 7) % 100 + 1 RETURNING s_dist_01 INTO dist;
+    INSERT INTO tpcc.order_line VALUES (o, d, 1, k, (n * 10 + k * 7) % 100 + 1, 1, NULL, 5, 5 * 12.34, dist);
+  END LOOP;
+  RETURN true;
+END $$;`;
+
+/** One statement per line: `n` invocations of reserveInventory with distinct orders (3 SKUs each), or `n` New-Orders. */
 function script(n: number, from: number): string {
   const lines: string[] = [];
+  if (WORKLOAD === "neworder") {
+    for (let i = from; i < from + n; i++) lines.push(`SELECT public.cg_neworder(${i})`);
+    return lines.join("\n") + "\n";
+  }
   for (let i = from; i < from + n; i++) {
     const skus = [1, 2, 3].map((k) => `sku-${String(((i * 3 + k) % 99) + 1).padStart(3, "0")}`);
     const order = { orderId: `cg-${i}`, items: skus.map((sku) => ({ sku, qty: 1 })) };
@@ -90,9 +132,17 @@ async function prepare(url: string): Promise<void> {
     await admin.query("CREATE DATABASE cg_base");
     const base = new URL(url);
     base.pathname = "/cg_base";
-    await deploy(base.toString(), await build("functions", { schemas: false }));
+    if (WORKLOAD === "reserve") await deploy(base.toString(), await build("functions", { schemas: false }));
     const c = new pg.Client({ connectionString: base.toString() });
     await c.connect();
+    if (WORKLOAD === "neworder") {
+      await c.query("BEGIN");
+      await ensureSystemSchema(c);
+      await c.query(readFileSync(TPCC_SCHEMA, "utf8").split("-- Down Migration")[0]!.replace(/^GRANT .*$/gm, ""));
+      await c.query(NEWORDER_SQL);
+      await installCapture(c);
+      await c.query("COMMIT");
+    }
     const ext = await c.query("SELECT extversion FROM pg_extension WHERE extname = 'txfn_capture'");
     if (ext.rowCount !== 1) throw new Error("the txfn_capture extension is not installed in this PostgreSQL (bash scripts/setup)");
     await c.end();
@@ -137,16 +187,17 @@ async function main(): Promise<void> {
     }
     const off = per["capture off"]!.call;
     const k = (x: number) => `${(x / 1000).toFixed(1)} k`;
-    console.log(`\ninstructions per reserveInventory invocation (3 captured UPDATEs), callgrind, single-user backend, SERIALIZABLE:`);
+    const what = WORKLOAD === "reserve" ? "reserveInventory invocation (3 captured UPDATEs)" : "New-Order's writes (23 captured changes)";
+    console.log(`\ninstructions per ${what}, callgrind, single-user backend, SERIALIZABLE:`);
     for (const v of Object.keys(DATABASES) as Variant[]) {
       const call = per[v]!.call;
-      const extra = v === "capture off" ? "" : `  (+${((call / off - 1) * 100).toFixed(1)}%; per captured change ${k((call - off) / 3)})`;
+      const extra = v === "capture off" ? "" : `  (+${((call / off - 1) * 100).toFixed(1)}%; per captured change ${k((call - off) / CHANGES)})`;
       console.log(`  ${v.padEnd(18)} ${k(call).padStart(9)}${extra}`);
     }
     const cParts = per["C trigger"]!.parts;
     console.log(`\nC trigger, per change (inclusive):`);
-    console.log(`  ${"firing the AFTER ROW trigger".padEnd(30)} ${k((per["C trigger"]!.call - off) / 3 - cParts.txfn_capture_row! / 3).padStart(8)}`);
-    for (const p of PARTS) console.log(`  ${p.padEnd(30)} ${k(cParts[p]! / 3).padStart(8)}`);
+    console.log(`  ${"firing the AFTER ROW trigger".padEnd(30)} ${k((per["C trigger"]!.call - off) / CHANGES - cParts.txfn_capture_row! / CHANGES).padStart(8)}`);
+    for (const p of PARTS) console.log(`  ${p.padEnd(30)} ${k(cParts[p]! / CHANGES).padStart(8)}`);
   } finally {
     if (process.env.KEEP_CALLGRIND) console.error(`callgrind files kept in ${work}`);
     else rmSync(work, { recursive: true, force: true });

@@ -1,6 +1,6 @@
 /*
  * capture.h: what the files of txfn_capture share — one captured change and the functions that
- * form it (capture_change.c), number it (capture_seq.c), attribute it (capture_context.c) and
+ * form it (capture_change.c, with capture_row.c's cached row encoding), number it (capture_seq.c), attribute it (capture_context.c) and
  * store it (capture_store.c). The row trigger itself is in capture_main.c.
  */
 #ifndef TXFN_CAPTURE_H
@@ -34,6 +34,23 @@ typedef struct CaptureContext
 	bool		application_name_null;
 	Datum		tx_time;		/* timestamptz: the transaction's start */
 } CaptureContext;
+
+/* One row as capture_row.c encodes it: its jsonb and the pairs it was built from (jsonb key order). */
+typedef struct CaptureRow
+{
+	Jsonb	   *jsonb;
+	JsonbPair  *pairs;
+	int			npairs;
+} CaptureRow;
+
+typedef struct CaptureEncoder CaptureEncoder;
+
+/* capture_row.c */
+extern void capture_row_init(void);
+extern CaptureEncoder *capture_row_encoder(Relation rel);
+extern void capture_row_encode(CaptureEncoder *encoder, Relation rel, HeapTuple tuple, CaptureRow *row);
+extern Jsonb *capture_row_key(CaptureEncoder *encoder, Trigger *trigger, const CaptureRow *row);
+extern bool capture_row_key_same(CaptureEncoder *encoder, const CaptureRow *a, const CaptureRow *b);
 
 /* capture_change.c */
 extern void capture_change_form(TriggerData *trigdata, CaptureChange *change);

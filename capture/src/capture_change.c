@@ -3,8 +3,9 @@
  * old and new row, the key and the old key — with the rules and the byte-exact jsonb of the
  * PL/pgSQL txfn._provenance_capture() (runtime-sql/provenance.sql):
  *
- *   rows     to_jsonb(OLD) / to_jsonb(NEW): PostgreSQL's own to_jsonb, called through fmgr
- *            with a record argument, as PL/pgSQL's call resolves it;
+ *   rows     to_jsonb(OLD) / to_jsonb(NEW): capture_row.c's encoding, cached per relation,
+ *            where every column is of a kind it encodes (the same datum); else PostgreSQL's own
+ *            to_jsonb, called through fmgr with a record argument, as PL/pgSQL's call resolves it;
  *   key      jsonb_build_object(col, row -> col, …) of the row after (I, U) or before (D); the
  *            whole row when there is no key column;
  *   old_key  U only: the same of the row before, unless it equals the key (jsonb equality).
@@ -146,9 +147,15 @@ void
 capture_change_form(TriggerData *trigdata, CaptureChange *change)
 {
 	Trigger    *trigger = trigdata->tg_trigger;
-	TupleDesc	tupdesc = RelationGetDescr(trigdata->tg_relation);
+	Relation	rel = trigdata->tg_relation;
+	TupleDesc	tupdesc = RelationGetDescr(rel);
 	TriggerEvent event = trigdata->tg_event;
 	bool		whole_row = trigger->tgnargs <= 1;
+	HeapTuple	old_tuple;
+	HeapTuple	new_tuple;
+	CaptureEncoder *encoder;
+	CaptureRow	old_enc = {0};
+	CaptureRow	new_enc = {0};
 
 	if (trigger->tgnargs < 1)
 		ereport(ERROR,
@@ -160,21 +167,31 @@ capture_change_form(TriggerData *trigdata, CaptureChange *change)
 	change->old_row = NULL;
 	change->new_row = NULL;
 	change->old_key = NULL;
-	if (TRIGGER_FIRED_BY_UPDATE(event))
+	change->op = TRIGGER_FIRED_BY_UPDATE(event) ? 'U' : TRIGGER_FIRED_BY_INSERT(event) ? 'I' : 'D';
+	old_tuple = change->op == 'I' ? NULL : trigdata->tg_trigtuple;
+	new_tuple = change->op == 'U' ? trigdata->tg_newtuple : change->op == 'I' ? trigdata->tg_trigtuple : NULL;
+
+	/* the rows: cached per-relation encoding where every column allows it, else to_jsonb */
+	encoder = capture_row_encoder(rel);
+	if (encoder != NULL)
 	{
-		change->op = 'U';
-		change->old_row = row_to_jsonb(trigdata->tg_trigtuple, tupdesc);
-		change->new_row = row_to_jsonb(trigdata->tg_newtuple, tupdesc);
-	}
-	else if (TRIGGER_FIRED_BY_INSERT(event))
-	{
-		change->op = 'I';
-		change->new_row = row_to_jsonb(trigdata->tg_trigtuple, tupdesc);
+		if (old_tuple != NULL)
+		{
+			capture_row_encode(encoder, rel, old_tuple, &old_enc);
+			change->old_row = old_enc.jsonb;
+		}
+		if (new_tuple != NULL)
+		{
+			capture_row_encode(encoder, rel, new_tuple, &new_enc);
+			change->new_row = new_enc.jsonb;
+		}
 	}
 	else
 	{
-		change->op = 'D';
-		change->old_row = row_to_jsonb(trigdata->tg_trigtuple, tupdesc);
+		if (old_tuple != NULL)
+			change->old_row = row_to_jsonb(old_tuple, tupdesc);
+		if (new_tuple != NULL)
+			change->new_row = row_to_jsonb(new_tuple, tupdesc);
 	}
 
 	if (whole_row)
@@ -182,6 +199,18 @@ capture_change_form(TriggerData *trigdata, CaptureChange *change)
 		change->key = change->new_row != NULL ? change->new_row : change->old_row;
 		if (change->op == 'U' && !jsonb_equal(change->old_row, change->new_row))
 			change->old_key = change->old_row;
+	}
+	else if (encoder != NULL &&
+			 (change->key = capture_row_key(encoder, trigger, new_tuple != NULL ? &new_enc : &old_enc)) != NULL)
+	{
+		/* the keys from the rows' values: no lookups in the jsonb just built */
+		if (change->op == 'U' && !capture_row_key_same(encoder, &old_enc, &new_enc))
+		{
+			Jsonb	   *old_key = capture_row_key(encoder, trigger, &old_enc);
+
+			if (!jsonb_equal(old_key, change->key))
+				change->old_key = old_key;
+		}
 	}
 	else
 	{

@@ -20,6 +20,7 @@ void
 _PG_init(void)
 {
 	capture_context_init();
+	capture_row_init();
 	capture_store_init();
 }
 
