@@ -212,6 +212,12 @@ const TABLES: { name: string; ddl: string[]; keys: string[]; leaves?: string[] }
   },
   // a column of a type created by a user: PostgreSQL's to_jsonb again
   { name: "moods", ddl: ["CREATE TYPE {s}.mood AS ENUM ('sad', 'ok')", "CREATE TABLE {s}.moods (id int PRIMARY KEY, m {s}.mood)"], keys: ["id"] },
+  // more columns than jsonb's offset stride (32): every 32nd entry holds an offset
+  {
+    name: "wide",
+    ddl: [`CREATE TABLE {s}.wide (id int PRIMARY KEY, ${Array.from({ length: 40 }, (_, i) => `c${String(i).padStart(2, "0")} ${["int", "numeric", "text"][i % 3]}`).join(", ")})`],
+    keys: ["id"],
+  },
   // trigger arguments naming a column the table does not have: JSON null in the key
   { name: "oddkey", ddl: ["CREATE TABLE {s}.oddkey (b text, a int, v int)"], keys: ["b", "a", "zz"] },
 ];
@@ -242,6 +248,7 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
       "INSERT INTO {s}.scalars (id, i8, n) VALUES (13, 10000, 0.000), (14, -10000, -0.0), (15, 99990000, 1e30), (16, 1, 12345678901234567890.12345), (-2147483648, 0, 'Infinity')",
       "INSERT INTO {s}.moods VALUES (1, 'ok'), (2, NULL)",
       "INSERT INTO {s}.oddkey VALUES ('k', 1, 1), ('k', 2, 2)",
+      "INSERT INTO {s}.wide SELECT g, g * 0, g / 2.0, repeat('x', g + 2), g * 3, g / 5.0, repeat('x', g + 5), g * 6, g / 8.0, repeat('x', g + 8), g * 9, g / 11.0, repeat('x', g + 11), g * 12, g / 14.0, repeat('x', g + 14), g * 15, g / 17.0, repeat('x', g + 17), g * 18, g / 20.0, repeat('x', g + 20), g * 21, g / 23.0, repeat('x', g + 23), g * 24, g / 26.0, repeat('x', g + 26), g * 27, g / 29.0, repeat('x', g + 29), g * 30, g / 32.0, repeat('x', g + 32), g * 33, g / 35.0, repeat('x', g + 35), g * 36, g / 38.0, repeat('x', g + 38), g * 39 FROM generate_series(1, 6) g",
     ],
   },
   {
@@ -266,6 +273,8 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
       "UPDATE {s}.oddkey SET v = 3 WHERE a = 1",
       "UPDATE {s}.oddkey SET a = 5 WHERE a = 2",
       "DELETE FROM {s}.oddkey WHERE a = 1",
+      "UPDATE {s}.wide SET c05 = NULL, c06 = 7 WHERE id % 2 = 0",
+      "DELETE FROM {s}.wide WHERE id > 4",
     ],
   },
   {

@@ -52,6 +52,9 @@ extern void capture_row_encode(CaptureEncoder *encoder, Relation rel, HeapTuple 
 extern Jsonb *capture_row_key(CaptureEncoder *encoder, Trigger *trigger, const CaptureRow *row);
 extern bool capture_row_key_same(CaptureEncoder *encoder, const CaptureRow *a, const CaptureRow *b);
 
+/* capture_jsonb.c */
+extern Jsonb *capture_jsonb_object(const JsonbPair *pairs, int n);
+
 /* capture_change.c */
 extern void capture_change_form(TriggerData *trigdata, CaptureChange *change);
 

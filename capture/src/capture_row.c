@@ -5,15 +5,15 @@
  *
  *   - the columns in jsonb's key order (shorter names first, then bytes: the order
  *     uniqueifyJsonbObject sorts them into), so the object is built already sorted, with no
- *     parse state, no copies and no sort;
+ *     parse state, no copies and no sort, and serialized in one pass (capture_jsonb.c);
  *   - each column's category (as jsonb_categorize_type decides it, through domains) and output
  *     function, looked up once instead of twice per column per row (getBaseType,
  *     getTypeOutputInfo, fmgr_info);
  *   - the positions of the trigger's key columns among them.
  *
  * Per value, what datum_to_jsonb does, minus its detours that cannot change the result:
- * integers become the numeric numeric_in would parse from their text (int64_to_numeric: both
- * end in make_result, which strips the same zeros); text, varchar and char(n) are their bytes
+ * integers become the numeric numeric_in would parse from their text, written directly
+ * (int_numeric); text, varchar and char(n) are their bytes
  * (their output functions copy them, padding included, and to_jsonb cuts at a NUL byte as
  * strlen does); booleans, date and timestamps as datum_to_jsonb makes them; numeric and floats
  * through their output function and numeric_in, as datum_to_jsonb does (NaN and infinities
@@ -284,9 +284,54 @@ string_len(size_t len)
 	return (int) len;
 }
 
-/* One non-null value, as datum_to_jsonb turns it into a JsonbValue. */
+/*
+ * The numeric of an integer, as numeric_in (through make_result) makes it from the integer's
+ * text: base-10000 digits without trailing zero digits, weight = digits before the point − 1,
+ * dscale 0, in the short format (an int64 has at most 5 digits, weight ≤ 4), zero as no digits
+ * with weight 0 and a positive sign. The layout is numeric's on-disk format (numeric.c; it
+ * cannot change without breaking pg_upgrade): a 4-byte varlena header, the 16-bit short header
+ * (NUMERIC_SHORT 0x8000, sign 0x2000, dscale << 7, weight in the low 6 bits), the digits.
+ * Writes into `buf` (INT_NUMERIC_MAX bytes, int-aligned).
+ */
+#define INT_NUMERIC_MAX (VARHDRSZ + sizeof(uint16) + 5 * sizeof(int16))
+
+static Numeric
+int_numeric(int64 value, char *buf)
+{
+	uint64		u = value < 0 ? -(uint64) value : (uint64) value;
+	int16		digits[5];
+	int			n = 0;
+	int			weight;
+	uint16		header;
+	int			last;
+
+	while (u != 0)
+	{
+		digits[4 - n] = (int16) (u % 10000);
+		u /= 10000;
+		n++;
+	}
+	weight = n - 1;
+	last = 5;
+	while (n > 0 && digits[last - 1] == 0)
+	{
+		last--;
+		n--;
+	}
+	if (n == 0)
+		header = 0x8000;
+	else
+		header = 0x8000 | (value < 0 ? 0x2000 : 0) | (weight & 0x003F);
+	SET_VARSIZE(buf, VARHDRSZ + sizeof(uint16) + n * sizeof(int16));
+	memcpy(buf + VARHDRSZ, &header, sizeof(uint16));
+	if (n > 0)
+		memcpy(buf + VARHDRSZ + sizeof(uint16), &digits[last - n], n * sizeof(int16));
+	return (Numeric) buf;
+}
+
+/* One non-null value, as datum_to_jsonb turns it into a JsonbValue; `buf`: INT_NUMERIC_MAX bytes of scratch. */
 static void
-value_to_jsonb(const RowColumn *c, Datum d, JsonbValue *v)
+value_to_jsonb(const RowColumn *c, Datum d, JsonbValue *v, char *buf)
 {
 	switch (c->kind)
 	{
@@ -296,15 +341,15 @@ value_to_jsonb(const RowColumn *c, Datum d, JsonbValue *v)
 			return;
 		case KIND_INT2:
 			v->type = jbvNumeric;
-			v->val.numeric = int64_to_numeric(DatumGetInt16(d));
+			v->val.numeric = int_numeric(DatumGetInt16(d), buf);
 			return;
 		case KIND_INT4:
 			v->type = jbvNumeric;
-			v->val.numeric = int64_to_numeric(DatumGetInt32(d));
+			v->val.numeric = int_numeric(DatumGetInt32(d), buf);
 			return;
 		case KIND_INT8:
 			v->type = jbvNumeric;
-			v->val.numeric = int64_to_numeric(DatumGetInt64(d));
+			v->val.numeric = int_numeric(DatumGetInt64(d), buf);
 			return;
 		case KIND_NUMBER:
 			{
@@ -364,7 +409,7 @@ capture_row_encode(CaptureEncoder *e, Relation rel, HeapTuple tuple, CaptureRow 
 	TupleDesc	desc = RelationGetDescr(rel);
 	Datum	   *values = palloc(sizeof(Datum) * Max(desc->natts, 1));
 	bool	   *nulls = palloc(sizeof(bool) * Max(desc->natts, 1));
-	JsonbValue	obj;
+	char	   *scratch = palloc(INTALIGN(INT_NUMERIC_MAX) * Max(e->ncols, 1));
 
 	/* missing attributes (added later with a default) come from the descriptor, as for to_jsonb */
 	heap_deform_tuple(tuple, desc, values, nulls);
@@ -382,12 +427,9 @@ capture_row_encode(CaptureEncoder *e, Relation rel, HeapTuple tuple, CaptureRow 
 		if (nulls[c->attno])
 			p->value.type = jbvNull;
 		else
-			value_to_jsonb(c, values[c->attno], &p->value);
+			value_to_jsonb(c, values[c->attno], &p->value, scratch + INTALIGN(INT_NUMERIC_MAX) * i);
 	}
-	obj.type = jbvObject;
-	obj.val.object.nPairs = e->ncols;
-	obj.val.object.pairs = row->pairs;
-	row->jsonb = JsonbValueToJsonb(&obj);
+	row->jsonb = capture_jsonb_object(row->pairs, e->ncols);
 	pfree(values);
 	pfree(nulls);
 }
@@ -451,7 +493,6 @@ Jsonb *
 capture_row_key(CaptureEncoder *e, Trigger *trigger, const CaptureRow *row)
 {
 	JsonbPair  *pairs;
-	JsonbValue	obj;
 
 	encoder_keys(e, trigger);
 	if (!e->keys_fast)
@@ -468,10 +509,7 @@ capture_row_key(CaptureEncoder *e, Trigger *trigger, const CaptureRow *row)
 		else
 			pairs[i].value.type = jbvNull;
 	}
-	obj.type = jbvObject;
-	obj.val.object.nPairs = e->nkeyargs;
-	obj.val.object.pairs = pairs;
-	return JsonbValueToJsonb(&obj);
+	return capture_jsonb_object(pairs, e->nkeyargs);
 }
 
 /* Do two scalars have the same bytes (then the keys are equal)? */
