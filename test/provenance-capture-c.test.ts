@@ -246,6 +246,8 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
         "'infinity', '-infinity', 'infinity', NULL, '-1 day', 1, 'empty', '', '')",
       "INSERT INTO {s}.scalars (id, i2, i8, n, n2, f4, f8) SELECT g, g, g::int8 * 100000000, g * 1.50, -g, g / 3.0, -g / 7.0 FROM generate_series(3, 12) g",
       "INSERT INTO {s}.scalars (id, i8, n) VALUES (13, 10000, 0.000), (14, -10000, -0.0), (15, 99990000, 1e30), (16, 1, 12345678901234567890.12345), (-2147483648, 0, 'Infinity')",
+      "INSERT INTO {s}.scalars (id, n, n2) SELECT 200 + row_number() OVER (), x, CASE WHEN abs(x) < 1e9 THEN x END FROM unnest(ARRAY[0, 0.0, -0.0, 1e-20, " +
+        "0.0001, 10000, 1e100, -1e-100, 123.4500, -99999999.99, 9999.9999, 100000000, 0.1, 1e-1000, 7e500]::numeric[]) x",
       "INSERT INTO {s}.moods VALUES (1, 'ok'), (2, NULL)",
       "INSERT INTO {s}.oddkey VALUES ('k', 1, 1), ('k', 2, 2)",
       "INSERT INTO {s}.wide SELECT g, g * 0, g / 2.0, repeat('x', g + 2), g * 3, g / 5.0, repeat('x', g + 5), g * 6, g / 8.0, repeat('x', g + 8), g * 9, g / 11.0, repeat('x', g + 11), g * 12, g / 14.0, repeat('x', g + 14), g * 15, g / 17.0, repeat('x', g + 17), g * 18, g / 20.0, repeat('x', g + 20), g * 21, g / 23.0, repeat('x', g + 23), g * 24, g / 26.0, repeat('x', g + 26), g * 27, g / 29.0, repeat('x', g + 29), g * 30, g / 32.0, repeat('x', g + 32), g * 33, g / 35.0, repeat('x', g + 35), g * 36, g / 38.0, repeat('x', g + 38), g * 39 FROM generate_series(1, 6) g",

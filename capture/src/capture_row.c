@@ -13,11 +13,12 @@
  *
  * Per value, what datum_to_jsonb does, minus its detours that cannot change the result:
  * integers become the numeric numeric_in would parse from their text, written directly
- * (int_numeric); text, varchar and char(n) are their bytes
+ * (int_numeric); a numeric is its own datum when that is what the text round trip would give
+ * (numeric_as_is); text, varchar and char(n) are their bytes
  * (their output functions copy them, padding included, and to_jsonb cuts at a NUL byte as
- * strlen does); booleans, date and timestamps as datum_to_jsonb makes them; numeric and floats
- * through their output function and numeric_in, as datum_to_jsonb does (NaN and infinities
- * become strings); any other built-in scalar through its output function as a string.
+ * strlen does); booleans, date and timestamps as datum_to_jsonb makes them; floats (and numerics
+ * not in that form) through their output function and numeric_in, as datum_to_jsonb does (NaN
+ * and infinities become strings); any other built-in scalar through its output function as a string.
  *
  * A relation with a column of any other kind — json, jsonb, arrays, composites, types created
  * by users (enums, domains over them, types that may have a cast to json) — has no encoder:
@@ -50,7 +51,8 @@ typedef enum RowKind
 	KIND_INT2,
 	KIND_INT4,
 	KIND_INT8,
-	KIND_NUMBER,				/* numeric, float4, float8: output function, then numeric_in */
+	KIND_NUMERIC,				/* numeric: as it is (numeric_as_is), else as KIND_NUMBER */
+	KIND_NUMBER,				/* float4, float8: output function, then numeric_in */
 	KIND_TEXT,					/* text, varchar, bpchar: the bytes */
 	KIND_DATE,
 	KIND_TIMESTAMP,
@@ -166,7 +168,7 @@ column_kind(Oid typoid, RowKind *kind, Oid *outfunc)
 		case FLOAT4OID:
 		case FLOAT8OID:
 			getTypeOutputInfo(typoid, outfunc, &varlena);
-			*kind = KIND_NUMBER;
+			*kind = typoid == NUMERICOID ? KIND_NUMERIC : KIND_NUMBER;
 			return true;
 		case TEXTOID:
 		case VARCHAROID:
@@ -329,6 +331,68 @@ int_numeric(int64 value, char *buf)
 	return (Numeric) buf;
 }
 
+/*
+ * A numeric datum as it is, when it is exactly what numeric_in would parse from its text
+ * (numeric_out prints dscale digits after the point; numeric_in reads them back through
+ * make_result): finite, no leading or trailing zero digit, zero as no digits with weight 0 and
+ * a positive sign, the short format exactly when make_result would choose it (dscale ≤ 63,
+ * −64 ≤ weight ≤ 63) — what every numeric PostgreSQL computes is. Anything else (NaN and the
+ * infinities, a long-format value written by an old release) returns NULL: the caller takes
+ * the text round trip as datum_to_jsonb does. The header layout is numeric.c's on-disk format.
+ */
+static Numeric
+numeric_as_is(Datum d)
+{
+	Numeric		num = DatumGetNumeric(d);	/* a 4-byte varlena header, as jsonb stores it */
+	uint16		header;
+	bool		is_short;
+	int			dscale;
+	int			weight;
+	bool		negative;
+	int			ndigits;
+	const char *digits;
+	int16		first;
+	int16		last;
+
+	memcpy(&header, VARDATA(num), sizeof(uint16));
+	if ((header & 0xC000) == 0xC000)
+		return NULL;			/* NaN, ±Infinity */
+	is_short = (header & 0xC000) == 0x8000;
+	if (is_short)
+	{
+		negative = (header & 0x2000) != 0;
+		dscale = (header & 0x1F80) >> 7;
+		weight = (header & 0x0040) ? (int) (header | ~0x003F) : (header & 0x003F);
+		digits = VARDATA(num) + sizeof(uint16);
+	}
+	else
+	{
+		int16		w;
+
+		negative = (header & 0xC000) == 0x4000;
+		dscale = header & 0x3FFF;
+		memcpy(&w, VARDATA(num) + sizeof(uint16), sizeof(int16));
+		weight = w;
+		digits = VARDATA(num) + 2 * sizeof(uint16);
+	}
+	ndigits = (VARSIZE(num) - (digits - (const char *) num)) / sizeof(int16);
+	if (ndigits == 0)
+	{
+		if (weight != 0 || negative)
+			return NULL;
+	}
+	else
+	{
+		memcpy(&first, digits, sizeof(int16));
+		memcpy(&last, digits + (ndigits - 1) * sizeof(int16), sizeof(int16));
+		if (first == 0 || last == 0)
+			return NULL;
+	}
+	if (is_short != (dscale <= 63 && weight <= 63 && weight >= -64))
+		return NULL;
+	return num;
+}
+
 /* One non-null value, as datum_to_jsonb turns it into a JsonbValue; `buf`: INT_NUMERIC_MAX bytes of scratch. */
 static void
 value_to_jsonb(const RowColumn *c, Datum d, JsonbValue *v, char *buf)
@@ -351,6 +415,13 @@ value_to_jsonb(const RowColumn *c, Datum d, JsonbValue *v, char *buf)
 			v->type = jbvNumeric;
 			v->val.numeric = int_numeric(DatumGetInt64(d), buf);
 			return;
+		case KIND_NUMERIC:
+			if ((v->val.numeric = numeric_as_is(d)) != NULL)
+			{
+				v->type = jbvNumeric;
+				return;
+			}
+			/* FALLTHROUGH */
 		case KIND_NUMBER:
 			{
 				char	   *s = OutputFunctionCall((FmgrInfo *) &c->output, d);
