@@ -28,6 +28,25 @@ SELECT ex($$ plv8.execute('DELETE FROM spi.items WHERE id = 4') $$);
 SELECT ex($$ plv8.execute('CREATE TEMP TABLE scratch (x int); INSERT INTO scratch VALUES (1), (2); SELECT sum(x) AS s FROM scratch') $$);
 SELECT ex($$ plv8.execute('SHOW search_path') $$);
 SELECT ex($$ plv8.execute('SELECT 1 AS a, 2 AS a, 3') $$);
+-- one row is built by another path than many: the same keys, order, values and prototype
+CREATE FUNCTION rowshape(n int) RETURNS text LANGUAGE txv8 AS $$
+  var rows = plv8.execute('SELECT 1 AS "__proto__", g AS "0", 3 AS b, 4 AS b, NULL AS z FROM generate_series(1, $1) g', [n]);
+  return JSON.stringify(rows.map(function (r) {
+    return [Object.keys(r), JSON.stringify(r), Object.getPrototypeOf(r) === Object.prototype, r.__proto__, r[0]];
+  }));
+$$;
+SELECT rowshape(0), rowshape(1), rowshape(2);
+-- the plan cache finds a statement by its JS string or an equal one; strings that convert
+-- to the same SQL share a plan; more statements than the cache holds evict the oldest
+CREATE FUNCTION plancache() RETURNS text LANGUAGE txv8 AS $$
+  var out = [], q = 'SELECT $1::int + 1 AS v';
+  out.push(plv8.execute(q, [1])[0].v, plv8.execute('SELECT $1::int + ' + '1 AS v', [2])[0].v);
+  out.push(plv8.execute('SELECT $1::text AS s -- \uD800', ['a'])[0].s, plv8.execute('SELECT $1::text AS s -- \uD801', ['b'])[0].s);
+  for (var i = 0; i < 300; i++) plv8.execute('SELECT $1::int + ' + i + ' AS v', [i]);
+  out.push(plv8.execute(q, [3])[0].v, plv8.execute('SELECT $1::text AS s -- \uD800', ['c'])[0].s);
+  return JSON.stringify(out);
+$$;
+SELECT plancache(), plancache();
 -- statements not allowed / transaction control
 SELECT ex($$ plv8.execute('COMMIT') $$);
 -- an SQL error is a catchable Error carrying sqlerrcode and friends; the transaction goes on

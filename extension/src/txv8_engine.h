@@ -3,8 +3,17 @@
 
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "txv8_pg.h"
+
+/* How one column list's query-result rows are built in one context (txv8_typeio_rows.cc). */
+struct txv8_row_factory
+{
+	std::vector<v8::Global<v8::Name>> names;	/* the live columns' names, in column order */
+	v8::Global<v8::Object> blank;	/* a row with every name, values undefined: cloned per row */
+	v8::Global<v8::Function> builder;	/* compiled JS for many-row results, on first use */
+};
 
 /* A JS context (globals, plv8 object) belonging to one effective user id. */
 struct txv8_context
@@ -12,8 +21,8 @@ struct txv8_context
 	Oid			user;
 	uint64		serial;			/* unique for the backend's life; compiled functions are keyed by it */
 	v8::Global<v8::Context> context;
-	/* query-result row builders, one per column list (txv8_typeio_rows.cc) */
-	std::unordered_map<std::string, v8::Global<v8::Function>> row_factories;
+	/* query-result row factories, one per column list */
+	std::unordered_map<std::string, txv8_row_factory> row_factories;
 };
 
 extern int	txv8_depth;			/* nesting of JS executions (JS -> SQL -> JS ...) */

@@ -106,8 +106,8 @@ struct txv8_rowconv
 	MemoryContext mcxt;
 	char	   *shape;			/* the column list, the key of its row builder in each context */
 	int			nlive;			/* columns that are not dropped */
-	uint64		builder_serial; /* context whose builder `builder` points to */
-	void	   *builder;		/* v8::Global<v8::Function> * owned by that context */
+	uint64		builder_serial; /* context whose row factory `builder` points to */
+	void	   *builder;		/* txv8_row_factory * owned by that context */
 };
 
 txv8_rowconv *txv8_rowconv_build(TupleDesc tupdesc, MemoryContext mcxt);	/* PostgreSQL-level */
