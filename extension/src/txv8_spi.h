@@ -147,6 +147,50 @@ txv8_refuse_if_failed(void)
 		txv8_throw_failed(txv8_scope_top);
 }
 
+/* A statement's JS arguments: up to 8 held inline, so the common call allocates nothing. */
+class txv8_values
+{
+  public:
+	txv8_values() = default;
+	txv8_values(const txv8_values &) = delete;
+	txv8_values &operator=(const txv8_values &) = delete;
+	size_t		size() const
+	{
+		return n_;
+	}
+	bool		empty() const
+	{
+		return n_ == 0;
+	}
+	v8::Local<v8::Value> &operator[](size_t i)
+	{
+		return data_[i];
+	}
+	void		resize(size_t n)
+	{
+		if (n > inline_size && data_ == inline_)
+			heap_.assign(inline_, inline_ + n_);
+		if (n > inline_size || data_ != inline_)
+		{
+			heap_.resize(n);
+			data_ = heap_.data();
+		}
+		n_ = n;
+	}
+	void		push_back(v8::Local<v8::Value> v)
+	{
+		resize(n_ + 1);
+		data_[n_ - 1] = v;
+	}
+
+  private:
+	static const size_t inline_size = 8;
+	v8::Local<v8::Value> inline_[inline_size];
+	std::vector<v8::Local<v8::Value>> heap_;
+	v8::Local<v8::Value> *data_ = inline_;
+	size_t		n_ = 0;
+};
+
 /* SPI result -> JS: an array of row objects, or the number of rows processed. */
 v8::Local<v8::Value> txv8_spi_result(int rc, txv8_rowconv **cache, MemoryContext cache_cxt);
 
@@ -154,12 +198,12 @@ v8::Local<v8::Value> txv8_spi_result(int rc, txv8_rowconv **cache, MemoryContext
 SPIPlanPtr	txv8_spi_prepare_deduced(const char *sql, int *nargs, Oid **types, MemoryContext cxt);
 
 /* JS arguments -> SPI parameter arrays (nulls as ' '/'n'), allocated in the current context. */
-void		txv8_spi_params(std::vector<v8::Local<v8::Value>> &args, txv8_typeinfo **infos,
+void		txv8_spi_params(txv8_values &args, txv8_typeinfo **infos,
 							Datum **values, char **nulls);
 
 /* The argument forms of execute / plan.execute / plan.cursor: (sql, a, b) or (sql, [a, b]). */
 void		txv8_spi_collect_args(const v8::FunctionCallbackInfo<v8::Value> &info, int first,
-								  std::vector<v8::Local<v8::Value>> &out);
+								  txv8_values &out);
 
 /* SPI's read_only flag for the running function (true for STABLE and IMMUTABLE ones). */
 bool		txv8_spi_read_only(void);
