@@ -11,7 +11,8 @@
  * `--workload neworder` counts TPC-C New-Order's writes instead (bench/tpcc's tables, a PL/pgSQL
  * function per order: the district UPDATE, the orders and new_order INSERTs, 10 × a stock UPDATE
  * of its 17-column row and an order_line INSERT — 23 captured changes, the rows issue 9's
- * benchmark captures), per change = (on − off) / 23.
+ * benchmark captures), per change = (on − off) / 23. It also prints the WAL bytes per call of each
+ * variant (`--extra` calls on a live copy after a checkpoint, full-page images included).
  *
  * Usage: npm run bench:provenance:callgrind [-- --calls 20 --extra 100 --workload reserve|neworder]
  * Needs valgrind. Starts (and removes) a throwaway cluster of its own.
@@ -161,10 +162,29 @@ async function prepare(url: string): Promise<void> {
       const want = { "capture off": [], "C trigger": ["txfn._provenance_capture_c"], "PL/pgSQL trigger": ["txfn._provenance_capture"] }[variant];
       if (JSON.stringify(fns.rows.map((r) => r.f)) !== JSON.stringify(want)) throw new Error(`${db}: row triggers ${JSON.stringify(fns.rows)}, expected ${want}`);
       await d.end();
-      for (const copy of ["a", "b"]) await admin.query(`CREATE DATABASE ${db}_${copy} TEMPLATE ${db}`);
+      for (const copy of ["a", "b", "w"]) await admin.query(`CREATE DATABASE ${db}_${copy} TEMPLATE ${db}`);
     }
   } finally {
     await admin.end();
+  }
+}
+
+/** WAL bytes per call: `calls` calls on copy `${db}_w`, each its own transaction (full-page images included, as they come). */
+async function walPerCall(url: string, db: string, calls: number): Promise<number> {
+  const u = new URL(url);
+  u.pathname = `/${db}_w`;
+  const c = new pg.Client({ connectionString: u.toString() });
+  await c.connect();
+  try {
+    await c.query("CHECKPOINT");
+    const lsn = async () => (await c.query<{ l: string }>("SELECT pg_current_wal_insert_lsn()::text AS l")).rows[0]!.l;
+    const from = await lsn();
+    for (const line of script(calls, 0).trim().split("\n")) await c.query(line);
+    const to = await lsn();
+    const diff = await c.query<{ d: string }>("SELECT pg_wal_lsn_diff($1, $2)::text AS d", [to, from]);
+    return Number(diff.rows[0]!.d) / calls;
+  } finally {
+    await c.end();
   }
 }
 
@@ -175,6 +195,8 @@ async function main(): Promise<void> {
   try {
     console.error("preparing databases (capture off, C trigger, PL/pgSQL trigger)…");
     await prepare(run.url);
+    const wal: Record<string, number> = {};
+    for (const [variant, db] of Object.entries(DATABASES) as [Variant, string][]) wal[variant] = await walPerCall(run.url, db, EXTRA);
     await run.cluster.stop();
     const per: Record<string, { call: number; parts: Record<string, number> }> = {};
     for (const [variant, db] of Object.entries(DATABASES) as [Variant, string][]) {
@@ -193,6 +215,11 @@ async function main(): Promise<void> {
       const call = per[v]!.call;
       const extra = v === "capture off" ? "" : `  (+${((call / off - 1) * 100).toFixed(1)}%; per captured change ${k((call - off) / CHANGES)})`;
       console.log(`  ${v.padEnd(18)} ${k(call).padStart(9)}${extra}`);
+    }
+    console.log(`\nWAL bytes per call (${EXTRA} calls after a checkpoint, full-page images included):`);
+    for (const v of Object.keys(DATABASES) as Variant[]) {
+      const extra = v === "capture off" ? "" : `  (per captured change ${((wal[v]! - wal["capture off"]!) / CHANGES).toFixed(0)} B)`;
+      console.log(`  ${v.padEnd(18)} ${wal[v]!.toFixed(0).padStart(9)} B${extra}`);
     }
     const cParts = per["C trigger"]!.parts;
     console.log(`\nC trigger, per change (inclusive):`);
