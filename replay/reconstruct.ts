@@ -271,3 +271,39 @@ export async function applyUndo(c: pg.ClientBase, rec: Recording): Promise<numbe
   }
   return written;
 }
+
+/**
+ * Makes every table of the scratch database UNLOGGED (before the data section: the tables are
+ * still empty, so the switch rewrites nothing, and no foreign key exists yet — a logged table
+ * may not reference an unlogged one). The scratch database is thrown away: its writes need no
+ * WAL (visibility, locking and constraints are the same). Extension members are left alone.
+ * Only for a database replay created and drops: a kept one (--keep, --until) would lose its
+ * rows in a server crash.
+ */
+export async function unlogTables(c: pg.ClientBase): Promise<number> {
+  const r = await c.query<{ t: string }>(
+    "SELECT format('%I.%I', n.nspname, c.relname) AS t FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace " +
+      "WHERE c.relkind = 'r' AND c.relpersistence = 'p' AND n.nspname NOT IN ('pg_catalog', 'information_schema') AND n.nspname NOT LIKE 'pg\\_%' " +
+      "AND NOT EXISTS (SELECT 1 FROM pg_depend d WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid AND d.deptype = 'e')",
+  );
+  if (r.rows.length === 0) return 0;
+  await c.query(`BEGIN; ${r.rows.map((x) => `ALTER TABLE ${x.t} SET UNLOGGED;`).join(" ")} COMMIT`);
+  return r.rows.length;
+}
+
+/**
+ * Drops the indexes of txfn.invocations and txfn.provenance that neither the runtime nor replay
+ * uses (not unique, no constraint: e.g. provenance's hash index on key, for `txfn history`; the
+ * BRIN index on started_at, for time ranges): every replayed invocation and change would pay
+ * an insertion into each. Unique indexes stay (the runtime's ON CONFLICT and the comparison's
+ * reads by id and xid use them). Only for a scratch database that is thrown away.
+ * @returns the indexes dropped.
+ */
+export async function dropUnusedIndexes(c: pg.ClientBase): Promise<string[]> {
+  const r = await c.query<{ i: string }>(
+    "SELECT i.indexrelid::regclass::text AS i FROM pg_index i WHERE i.indrelid IN ('txfn.invocations'::regclass, 'txfn.provenance'::regclass) " +
+      "AND NOT i.indisunique AND NOT EXISTS (SELECT 1 FROM pg_constraint k WHERE k.conindid = i.indexrelid)",
+  );
+  if (r.rows.length) await c.query(r.rows.map((x) => `DROP INDEX ${x.i};`).join(" "));
+  return r.rows.map((x) => x.i);
+}

@@ -15,10 +15,12 @@ import {
   copySystemRows,
   databaseOf,
   dropScratch,
+  dropUnusedIndexes,
   dumpSource,
   openScratch,
   readSystemRows,
   restoreSection,
+  unlogTables,
   type Scratch,
 } from "./reconstruct.ts";
 import { ReplayError, readRecording, type Recording } from "./record.ts";
@@ -196,10 +198,12 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
     scratch = r.scratch;
     log(`reconstructing ${scratch.name}`);
     await restoreSection(scratch, join(dir, "source.dump"), "pre-data", join(dir, "list"));
-    await restoreSection(scratch, join(dir, "source.dump"), "data", join(dir, "list"));
     const c = new pg.Client({ connectionString: scratch.url, application_name: "txfn-replay" });
     await c.connect();
     try {
+      // A scratch database that is thrown away needs no WAL (reconstruct.ts, unlogTables).
+      if (scratch.created && !keep) await unlogTables(c);
+      await restoreSection(scratch, join(dir, "source.dump"), "data", join(dir, "list"));
       await applyUndo(c, rec);
       await restoreSection(scratch, join(dir, "source.dump"), "post-data", join(dir, "list"));
       // No ANALYZE: fresh statistics of a near-empty txfn.invocations make the runtime's
@@ -210,6 +214,7 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
       await c.query("BEGIN");
       await ensureSystemSchema(c);
       await c.query("COMMIT");
+      if (scratch.created && !keep) await dropUnusedIndexes(c);
     } finally {
       await c.end();
     }
