@@ -13,9 +13,12 @@
  * rule allows it (ready ones in recorded commit order), and every transaction whose first rule
  * holds starts at once, so independent transactions run concurrently, as they did. When U's
  * commit is the last thing T waits for, U's COMMIT and T's BEGIN go in one round trip on U's
- * session. External transactions (outside the trace, seen by it) have no snapshot: they are
- * applied and committed when the second rule allows, before any trace transaction that saw
- * them starts.
+ * session. T also starts (or rides on U's COMMIT) when the schedule transactions it must see
+ * are committed or have their COMMIT on its way: its BEGIN then waits in the server for their
+ * ends (each replayed trace transaction holds an advisory lock of its own until it ends), so
+ * the gate costs no round trip to this process. External transactions (outside the trace,
+ * seen by it) have no snapshot: they are applied and committed when the second rule allows,
+ * before any trace transaction that saw them starts.
  *
  * A record the rules cannot order (READ COMMITTED, or a replayed transaction waiting for a row
  * lock of one that may not commit yet) is unblocked by relaxing one rule, with a warning.
@@ -189,6 +192,8 @@ class SnapshotScheduler {
    * land on the rows as they were recorded (concurrent re-application would race).
    */
   private readonly writtenAfter = new Map<number, number[]>();
+  /** units whose end a start waited for in the server */
+  private readonly waitedOn = new Set<number>();
   /** finished trace units waiting to commit */
   private readonly finished = new Set<number>();
   private readonly idle: Session[] = [];
@@ -335,6 +340,7 @@ class SnapshotScheduler {
         if (this.state[i] === St.Finished && this.canCommit(i, minXmax) && this.writersDone(i)) ready.push(i);
       }
       ready.sort((a, b) => (this.units[a]!.commitUs ?? this.units[a]!.xid) - (this.units[b]!.commitUs ?? this.units[b]!.xid));
+      const committing: number[] = [];
       for (const i of ready) {
         if (this.units[i]!.kind === "external") {
           const s = this.takeSession();
@@ -343,8 +349,13 @@ class SnapshotScheduler {
         }
         this.finished.delete(i);
         this.state[i] = St.Committing;
+        committing.push(i);
+      }
+      // Successors once all of them are committing: a transaction waiting for several of these
+      // commits rides on one of them and waits in the server for the others.
+      for (const i of committing) {
         const next = this.stopping || this.runs.get(i)!.failure || this.o.changesPerUnit ? undefined : this.successor(i);
-        if (next !== undefined) this.state[next] = St.Starting;
+        if (next !== undefined) this.state[next.next] = St.Starting;
         this.spawn(() => this.commit(i, next));
         moved = true;
       }
@@ -354,30 +365,64 @@ class SnapshotScheduler {
     if (this.inFlight === 0) this.onIdle();
   }
 
-  /** A pending trace unit that sees unit i and waits for nothing else: it can BEGIN right after i's COMMIT, on i's session. */
-  private successor(i: number): number | undefined {
+  /**
+   * A pending trace unit that sees unit i and waits for nothing else but commits on their way:
+   * it can BEGIN right after i's COMMIT, on i's session, waiting in the server for those.
+   */
+  private successor(i: number): { next: number; waits: number[] } | undefined {
     if (this.units[i]!.kind !== "trace") return undefined;
-    const j = this.head === i ? this.nextUndone[i]! : this.head;
-    const lowest = j >= 0 ? this.units[j]!.xid : Infinity; // the lowest unfinished xid once i commits
+    const lowest = this.lowestBlocking(i); // the lowest unfinished xid once i commits, commits on their way aside
     for (let k = this.xminPtr, seen = 0; k < this.byXmin.length && seen < 64; k++, seen++) {
       const t = this.byXmin[k]!;
       if (this.snap(t).xmin > lowest) break;
       if (this.state[t] !== St.Pending || t === this.o.stopBefore) continue;
-      if (visible(this.units[i]!.xid, this.snap(t)) && this.canStart(t, i)) return t;
+      if (!visible(this.units[i]!.xid, this.snap(t))) continue;
+      const waits = this.startWaits(t, i);
+      if (waits) return { next: t, waits };
     }
     return undefined;
   }
 
-  /** Starts every trace unit whose visible set has committed (candidates: xmin at or below the lowest unfinished xid). */
+  /**
+   * Can unit i start once `assumeDone` (if any) has committed, waiting in the server for trace
+   * units whose COMMIT is on its way (they hold their unit lock)? Those units, or null when
+   * another unfinished unit below its xmax is not in progress in its snapshot.
+   */
+  private startWaits(i: number, assumeDone = -1): number[] | null {
+    const s = this.snap(i);
+    const waits: number[] = [];
+    for (let j = this.head; j >= 0 && this.units[j]!.xid < s.xmax; j = this.nextUndone[j]!) {
+      if (j === i || j === assumeDone || s.xip.has(this.units[j]!.xid)) continue;
+      if (this.state[j] !== St.Committing || this.units[j]!.kind !== "trace") return null;
+      waits.push(j);
+    }
+    return waits;
+  }
+
+  /**
+   * The lowest xid of an unfinished unit other than `except` that a start would not wait for in
+   * the server (every unit but trace units whose COMMIT is on its way); Infinity when none.
+   * A trace unit whose snapshot's xmin is above it cannot start yet.
+   */
+  private lowestBlocking(except = -1): number {
+    let j = this.head;
+    while (j >= 0 && (j === except || (this.state[j] === St.Committing && this.units[j]!.kind === "trace"))) j = this.nextUndone[j]!;
+    return j >= 0 ? this.units[j]!.xid : Infinity;
+  }
+
+  /** Starts every trace unit whose visible set has committed or is committing (candidates: xmin at or below the lowest blocking xid). */
   private startReady(): boolean {
     while (this.xminPtr < this.byXmin.length && this.state[this.byXmin[this.xminPtr]!] !== St.Pending) this.xminPtr++;
-    const lowest = this.head >= 0 ? this.units[this.head]!.xid : Infinity;
+    const lowest = this.lowestBlocking();
     let moved = false;
     for (let k = this.xminPtr; k < this.byXmin.length; k++) {
       const i = this.byXmin[k]!;
       if (this.snap(i).xmin > lowest) break;
-      if (this.state[i] !== St.Pending || !this.canStart(i)) continue;
+      if (this.state[i] !== St.Pending) continue;
+      const waits = this.startWaits(i);
+      if (!waits) continue;
       if (i === this.o.stopBefore) {
+        if (waits.length) continue; // --until stops once what it sees has committed
         this.stopping = true;
         return moved;
       }
@@ -385,7 +430,7 @@ class SnapshotScheduler {
       if (!s) return moved;
       this.sessions.set(i, s);
       this.state[i] = St.Starting;
-      this.spawn(() => this.start(i));
+      this.spawn(() => this.start(i, undefined, waits));
       moved = true;
     }
     return moved;
@@ -430,10 +475,12 @@ class SnapshotScheduler {
 
   /**
    * BEGIN unit i — after the COMMIT of `prev` in the same round trip when given (on prev's
-   * session) — then its body. A one-invocation body goes in that round trip too, unless a
-   * finished transaction waits for i's snapshot (it would wait for the whole invocation).
+   * session), and after the ends of the units `waits` (whose COMMIT is on its way) — then its
+   * body. A one-invocation body goes in that round trip too, unless a finished transaction
+   * waits for i's snapshot (it would wait for the whole invocation).
    */
-  private async start(i: number, prev?: number): Promise<void> {
+  private async start(i: number, prev?: number, waits: number[] = []): Promise<void> {
+    for (const j of waits) this.waitedOn.add(j);
     const u = this.units[i]!;
     const s = this.sessions.get(i)!;
     if (s.pid === 0) await s.connect();
@@ -445,6 +492,8 @@ class SnapshotScheduler {
         isolation: u.isolation,
         role: this.o.setRole ? u.role : null,
         relax: this.o.relaxSerializable ?? false,
+        lock: i,
+        ...(waits.length ? { waitFor: waits } : {}),
         ...(prev !== undefined ? { commitFirst: true, previousXid: this.runs.get(prev)!.scratchXid } : {}),
         ...(inv ? { invoke: { inv, version: this.o.versionFor(inv) } } : {}),
       });
@@ -532,7 +581,7 @@ class SnapshotScheduler {
   }
 
   /** COMMIT unit i (an external one is applied first); `next` begins in the same round trip, on i's session. */
-  private async commit(i: number, next?: number): Promise<void> {
+  private async commit(i: number, next?: { next: number; waits: number[] }): Promise<void> {
     const run = this.runs.get(i)!;
     const u = this.units[i]!;
     const s = this.sessions.get(i)!;
@@ -552,13 +601,17 @@ class SnapshotScheduler {
       return this.finish(i, s, false);
     }
     if (next !== undefined) {
-      this.sessions.set(next, s);
-      return this.start(next, i);
+      this.sessions.set(next.next, s);
+      return this.start(next.next, i, next.waits);
     }
     try {
       run.changes = await s.commit(this.o.changesPerUnit ? run.scratchXid : null);
     } catch (err) {
       if (!isRetryable(err) || u.kind === "external") throw err;
+      if (this.waitedOn.has(i)) {
+        // Possible only in a deferred trigger at REPEATABLE READ: starts that waited in the server for this COMMIT went on without it.
+        this.warnings.push(`transaction ${u.xid}: its COMMIT failed (SQLSTATE ${(err as { code?: string }).code}) after transactions that must see it had started waiting for it; they ran without it`);
+      }
       this.state[i] = St.Running;
       await this.retry(i, run, err as Error);
       if ((this.state[i] as St) !== St.Finished) return;

@@ -68,7 +68,20 @@ export interface OpenOptions {
   previousXid?: number | null;
   /** run this invocation in the same round trip */
   invoke?: { inv: RecordedInvocation; version: number };
+  /** hold the advisory lock of this unit until the new transaction ends (others may then wait for its end: `waitFor`) */
+  lock?: number;
+  /**
+   * before BEGIN (after the COMMIT), wait in the server until the transactions holding these
+   * units' locks have ended: each must already hold its lock (its open returned).
+   */
+  waitFor?: number[];
 }
+
+/**
+ * The advisory lock class of replay's unit locks (`pg_advisory_xact_lock(class, unit)`): the
+ * two-key form, which no bigint advisory lock of the application's code can collide with.
+ */
+export const UNIT_LOCK_CLASS = 0x74786672;
 
 export interface Opened {
   xid: number | null;
@@ -112,8 +125,15 @@ export class Session {
     // replayed transaction). Plans decide speed, not results; the scratch database's plans
     // differ from the recorded ones anyway (other physical layout, no statistics), so a query
     // whose result depends on its plan (no ORDER BY) was never guaranteed to replay.
+    // txfn_replay_open: the invocation a BEGIN carries, parsed, inlined (txfn.invoke is an SQL
+    // function) and planned once per session; each BEGIN's simple-query message then only
+    // EXECUTEs it with literals (measured: parse, analysis and planning of the literal
+    // SELECT took about 12% of the server's CPU per replayed invocation).
     const r = await this.client.query<{ p: number; u: string }>(
-      "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan; SELECT pg_backend_pid() AS p, current_user AS u",
+      "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan; " +
+        "PREPARE txfn_replay_open(text, text, text, text, int) AS " +
+        `SELECT pg_advisory_xact_lock(${UNIT_LOCK_CLASS}, $5), txfn.invoke($1, $2::jsonb, $3, $4::jsonb)::text AS e, pg_current_xact_id()::text AS x; ` +
+        "SELECT pg_backend_pid() AS p, current_user AS u",
     ) as unknown as pg.QueryResult<{ p: number; u: string }>[];
     this.pid = r[r.length - 1]!.rows[0]!.p;
     this.user = r[r.length - 1]!.rows[0]!.u;
@@ -124,9 +144,10 @@ export class Session {
   }
 
   /**
-   * One round trip: [COMMIT the open transaction;] BEGIN at `isolation` (as `role` when it is
-   * not the session's user), taking the snapshot at once, [and run `invoke` — its statement
-   * takes the snapshot]. `relax`: SERIALIZABLE runs as REPEATABLE READ — the same snapshot,
+   * One round trip: [COMMIT the open transaction;] [wait for `waitFor`;] BEGIN at `isolation`
+   * (as `role` when it is not the session's user), taking the snapshot at once and the unit's
+   * `lock`, [and run `invoke` — its statement takes the snapshot]. The wait runs in a
+   * transaction of its own (committed before the BEGIN, so the snapshot is taken after it). `relax`: SERIALIZABLE runs as REPEATABLE READ — the same snapshot,
    * without SSI aborts that depend on the replay's timing (the recorded history is known to be
    * serializable); invocations then pass relaxIsolation.
    * @returns the new transaction's xid (null when the invocation failed with an SQL error, returned in `run`).
@@ -138,11 +159,15 @@ export class Session {
     const level = o.relax && o.isolation === "serializable" ? "REPEATABLE READ" : (ISOLATION_SQL[o.isolation] ?? "SERIALIZABLE");
     const setRole = o.role && o.role !== this.user ? `SET LOCAL ROLE ${q.escapeIdentifier(o.role)}; ` : "";
     const lit = (v: string | null) => (v === null ? "NULL" : q.escapeLiteral(v));
-    const call = o.invoke
-      ? `txfn.invoke(${lit(o.invoke.inv.function)}, ${lit(o.invoke.inv.input)}::jsonb, ${lit(o.invoke.inv.key)}, ` +
-        `${lit(JSON.stringify(this.options(o.invoke.inv, o.invoke.version, o.relax)))}::jsonb)::text AS e, `
+    const lock = o.lock === undefined ? "NULL" : String(o.lock);
+    const body = o.invoke
+      ? `EXECUTE txfn_replay_open(${lit(o.invoke.inv.function)}, ${lit(o.invoke.inv.input)}, ${lit(o.invoke.inv.key)}, ` +
+        `${lit(JSON.stringify(this.options(o.invoke.inv, o.invoke.version, o.relax)))}, ${lock})`
+      : `SELECT pg_advisory_xact_lock(${UNIT_LOCK_CLASS}, ${lock}), pg_current_xact_id()::text AS x`;
+    const wait = o.waitFor?.length
+      ? `SELECT ${o.waitFor.map((u) => `pg_advisory_xact_lock_shared(${UNIT_LOCK_CLASS}, ${u})`).join(", ")}; COMMIT; `
       : "";
-    const text = `${o.commitFirst ? "COMMIT; " : ""}BEGIN ISOLATION LEVEL ${level}; ${setRole}SELECT ${call}pg_current_xact_id()::text AS x`;
+    const text = `${o.commitFirst ? "COMMIT; " : ""}${wait}BEGIN ISOLATION LEVEL ${level}; ${setRole}${body}`;
     try {
       const row = Session.lastRow(await q.query(text))!;
       const xid = xid8(row.x as string);
