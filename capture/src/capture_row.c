@@ -24,8 +24,8 @@
  * by users (enums, domains over them, types that may have a cast to json) — has no encoder:
  * capture_change.c calls PostgreSQL's own to_jsonb for its rows, as before. The cache is
  * dropped on a relcache invalidation of the relation (any ALTER TABLE, trigger or index change)
- * or of all relations, and on any change of pg_type; entries are marked stale, never freed
- * while a change may be using them, and rebuilt at the next change of that relation.
+ * or of all relations (see capture_row_init); entries are marked stale, never freed while a
+ * change may be using them, and rebuilt at the next change of that relation.
  */
 #include "postgres.h"
 
@@ -40,7 +40,6 @@
 #include "utils/memutils.h"
 #include "utils/numeric.h"
 #include "utils/rel.h"
-#include "utils/syscache.h"
 
 #include "capture.h"
 
@@ -108,17 +107,17 @@ encoders_invalidate_rel(Datum arg, Oid relid)
 		e->valid = false;
 }
 
-static void
-encoders_invalidate_all(Datum arg, int cacheid, uint32 hashvalue)
-{
-	encoders_invalidate_rel(arg, InvalidOid);
-}
-
+/*
+ * Only the relation's own changes need a rebuild: what is cached of a column's type cannot
+ * change while the column has it — a domain keeps its base type, ALTER TYPE cannot replace an
+ * output function, and only built-in types are cached (a cast to json matters only for types
+ * created by users, which are never cached). So no pg_type callback: creating any type (every
+ * CREATE TEMP TABLE does) would otherwise drop every table's encoding.
+ */
 void
 capture_row_init(void)
 {
 	CacheRegisterRelcacheCallback(encoders_invalidate_rel, (Datum) 0);
-	CacheRegisterSyscacheCallback(TYPEOID, encoders_invalidate_all, (Datum) 0);
 }
 
 /* jsonb's key order (lengthCompareJsonbStringValue): length first, then bytes */
