@@ -165,7 +165,7 @@
       "INSERT INTO txfn.invocations (" + (withId ? "id, " : "") + "idempotency_key, function, version, input, status, xid, snapshot," +
       " pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
       (withId ? " OVERRIDING SYSTEM VALUE VALUES ($10::bigint, " : " VALUES (") +
-      "$1, $2, COALESCE($3, (SELECT version FROM txfn.bundles WHERE active)), COALESCE($4::jsonb, 'null'::jsonb)," +
+      "$1, $2, COALESCE($3, txfn._active_version()), COALESCE($4::jsonb, 'null'::jsonb)," +
       " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
       " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
       " ON CONFLICT (idempotency_key) DO NOTHING" +
@@ -186,8 +186,9 @@
       // The claim. Rule 3: INSERT … ON CONFLICT on the unique key, never check-then-insert (its
       // dirty-snapshot probe takes no SSI predicate lock, so claims of different keys do not
       // conflict under SERIALIZABLE). The same statement resolves the active version and sets
-      // the transaction-local settings provenance reads. `reads`: read provenance is on (an
-      // IMMUTABLE function the plan folds to a constant, re-planned when it changes: free).
+      // the transaction-local settings provenance reads. The active version and `reads` (read
+      // provenance is on) are IMMUTABLE functions the plan folds to constants, re-planned when
+      // they are replaced (by triggers on txfn.bundles and txfn.provenance_config): free.
       // ctid is kept for the final update.
       claim: prepareDirect(claimSql(false), CLAIM_TYPES),
       // The same claim under a given id (option invocationId: replay on a reconstructed database).
@@ -293,10 +294,19 @@
     return v !== null && typeof v === "object" && v.__txfn === "transaction" && typeof v.body === "function";
   }
 
-  function loadBundle(version) {
+  /**
+   * The evaluated bundle of `version`. `active`: the version is the one txfn._active_version()
+   * named, which follows the latest committed deploy: a transaction whose snapshot is older may
+   * not see its row yet, which is a serialization failure (retried in a new transaction, never
+   * recorded), not a missing bundle.
+   */
+  function loadBundle(version, active) {
     const cached = bundles.get(version);
     if (cached !== undefined) return cached;
     const rows = preparedPlans().bundle.execute([version]);
+    if (rows.length === 0 && active) {
+      throw sqlError("40001", "txfn: bundle version " + version + " was activated after this transaction's snapshot was taken; retry");
+    }
     if (rows.length === 0) throw sqlError(TXF_NO_BUNDLE, "txfn: bundle version " + version + " does not exist");
     const row = rows[0];
     const module = { exports: {} };
@@ -687,7 +697,7 @@
 
     const row = claimed[0];
     if (row.version === null) throw sqlError(TXF_NO_BUNDLE, "txfn: nothing is deployed (no active bundle)", "txfn deploy <dir>");
-    const bundle = loadBundle(row.version);
+    const bundle = loadBundle(row.version, options.version === null);
     const fn = bundle.functions.get(fnName);
     if (fn === undefined) {
       throw sqlError(
