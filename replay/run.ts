@@ -25,7 +25,7 @@ import {
 } from "./reconstruct.ts";
 import { ReplayError, readRecording, type Recording } from "./record.ts";
 import { missedWarning, runSchedule, type UnitRun } from "./schedule.ts";
-import { readAllChanges } from "./session.ts";
+import { preferLocalSocket, readAllChanges } from "./session.ts";
 import type { InvocationResult, Outcome, RecordedInvocation, ReplayReport, RowChange, TraceSelector } from "./types.ts";
 
 export interface ReplayOptions {
@@ -232,10 +232,11 @@ async function execute(mode: "replay" | "retro", o: RetroOptions): Promise<Repla
     const invocationTotal = rec.invocations.length;
     let doneInvocations = 0;
     let diverged = false;
+    const sessionUrl = await preferLocalSocket(scratch.url);
     const t1 = Date.now();
     log(`running ${invocationTotal} invocation(s) in ${rec.units.length} transaction(s)`);
     const result = await runSchedule({
-      url: scratch.url,
+      url: sessionUrl,
       units: rec.units,
       order: o.order ?? "snapshot",
       tables: rec.tables,
