@@ -42,19 +42,26 @@ export async function postmasterPid(url: string): Promise<number | null> {
  * difference of two readings is what the server did in between, sessions that ended included.
  */
 export function serverCpuSeconds(postmaster: number): number {
-  const pm = times(postmaster);
-  if (!pm) return NaN;
-  let ticks = pm[0] + pm[1] + pm[2] + pm[3];
-  for (const name of readdirSync("/proc")) {
-    if (!/^\d+$/.test(name)) continue;
-    try {
-      const fields = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]!.split(" ");
-      if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
-    } catch {
-      // exited meanwhile: its time moves to the postmaster's cutime once reaped
+  // A child reaped while /proc is scanned would be in neither sum (scanned after it was gone,
+  // added to cutime after cutime was read): scan again until the postmaster's cutime and
+  // cstime did not move during a scan (a phase ends as its sessions exit).
+  for (let attempt = 0; ; attempt++) {
+    const pm = times(postmaster);
+    if (!pm) return NaN;
+    let ticks = pm[0] + pm[1] + pm[2] + pm[3];
+    for (const name of readdirSync("/proc")) {
+      if (!/^\d+$/.test(name)) continue;
+      try {
+        const fields = readFileSync(`/proc/${name}/stat`, "utf8").split(") ")[1]!.split(" ");
+        if (Number(fields[1]) === postmaster) ticks += Number(fields[11]) + Number(fields[12]);
+      } catch {
+        // exited meanwhile: its time moves to the postmaster's cutime once reaped
+      }
     }
+    const after = times(postmaster);
+    if (!after) return NaN;
+    if ((after[2] === pm[2] && after[3] === pm[3]) || attempt === 20) return (ticks + after[0] + after[1] - pm[0] - pm[1]) / CLK_TCK;
   }
-  return ticks / CLK_TCK;
 }
 
 /** This process's CPU seconds so far (user + system). */
