@@ -47,6 +47,16 @@ CREATE FUNCTION plancache() RETURNS text LANGUAGE txv8 AS $$
   return JSON.stringify(out);
 $$;
 SELECT plancache(), plancache();
+-- more arguments than are held inline (8), in both forms; a one-row result wider than 16 columns
+CREATE FUNCTION manyargs() RETURNS text LANGUAGE txv8 AS $$
+  var q = 'SELECT ' + Array.from({length: 12}, function (_, i) { return '$' + (i + 1) + '::int AS c' + i; }).join(', ');
+  var a = Array.from({length: 12}, function (_, i) { return i * 10; });
+  var p = plv8.prepare(q);
+  var rows = [plv8.execute(q, a)[0], plv8.execute.apply(plv8, [q].concat(a))[0], p.execute(a)[0], p.execute.apply(p, a)[0]];
+  var wide = plv8.execute('SELECT ' + Array.from({length: 20}, function (_, i) { return i + ' AS w' + i; }).join(', ') + ' WHERE $1', [true]);
+  return JSON.stringify(rows.map(function (r) { return Object.values(r).join(','); }).concat([Object.keys(wide[0]).length, wide[0].w19]));
+$$;
+SELECT manyargs();
 -- statements not allowed / transaction control
 SELECT ex($$ plv8.execute('COMMIT') $$);
 -- an SQL error is a catchable Error carrying sqlerrcode and friends; the transaction goes on
