@@ -72,6 +72,7 @@ struct CaptureEncoder
 {
 	Oid			relid;			/* hash key */
 	bool		valid;			/* built and not invalidated since */
+	uint64		invals;			/* invalidations seen (one during a build leaves it not valid) */
 	bool		fast;			/* every column has a RowKind; else PostgreSQL's to_jsonb */
 	MemoryContext cxt;			/* everything below */
 	int			natts;			/* of the tuple descriptor it was built for */
@@ -99,12 +100,18 @@ encoders_invalidate_rel(Datum arg, Oid relid)
 	{
 		e = hash_search(encoders, &relid, HASH_FIND, NULL);
 		if (e != NULL)
+		{
 			e->valid = false;
+			e->invals++;
+		}
 		return;
 	}
 	hash_seq_init(&seq, encoders);
 	while ((e = hash_seq_search(&seq)) != NULL)
+	{
 		e->valid = false;
+		e->invals++;
+	}
 }
 
 /*
@@ -203,6 +210,7 @@ encoder_build(CaptureEncoder *e, Relation rel)
 {
 	TupleDesc	desc = RelationGetDescr(rel);
 	MemoryContext old;
+	uint64		invals = e->invals;
 
 	if (e->cxt != NULL)
 		MemoryContextDelete(e->cxt);
@@ -241,7 +249,8 @@ encoder_build(CaptureEncoder *e, Relation rel)
 	if (e->fast)
 		qsort(e->cols, e->ncols, sizeof(RowColumn), column_cmp);
 	MemoryContextSwitchTo(old);
-	e->valid = true;
+	/* complete and usable now; valid for later changes unless invalidated while building */
+	e->valid = e->invals == invals;
 }
 
 CaptureEncoder *
@@ -265,6 +274,7 @@ capture_row_encoder(Relation rel)
 	{
 		e->cxt = NULL;
 		e->valid = false;
+		e->invals = 0;
 	}
 	/* the descriptor's width is checked too: the encoder must never index past it */
 	if (!e->valid || e->natts != RelationGetDescr(rel)->natts)
