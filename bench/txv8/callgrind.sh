@@ -9,7 +9,8 @@
 #   TXV8_SO=extension/txv8.so callgrind.sh  measure a build before installing it (loaded instead of the installed one)
 #
 # After a warm-up long enough for V8 to optimise the function (as it is in bench/txv8/run.sh's
-# long loops), each function runs in a loop of N1 and of N2 calls (one statement each, dumped separately with
+# long loops; compiled on the main thread, --no-concurrent-recompilation, since valgrind runs
+# V8's compiler thread too rarely to finish in time), each function runs in a loop of N1 and of N2 calls (one statement each, dumped separately with
 # --dump-after=PortalRun); per call = (cost(N2) - cost(N1)) / (N2 - N1), net of the same
 # for the bare loop, so start-up, planning and warm-up cancel out. "est. cycles" weighs the
 # simulated misses as cachegrind's documentation suggests: Ir + 10 x (L1 misses + mispredicted
@@ -83,7 +84,7 @@ done
 sim=(); [ "$CACHE_SIM" = yes ] && sim=(--cache-sim=yes --branch-sim=yes)
 as_owner valgrind --tool=callgrind --smc-check=all-non-file "${sim[@]}" --dump-instr=yes \
   --dump-after=PortalRun --callgrind-out-file="$WORK/cg.out" \
-  "$PGBIN/postgres" --single -D "$WORK/data" postgres <"$WORK/script" >"$WORK/stdout" 2>"$WORK/stderr" \
+  "$PGBIN/postgres" --single -D "$WORK/data" -c txv8.v8_flags=--no-concurrent-recompilation postgres <"$WORK/script" >"$WORK/stdout" 2>"$WORK/stderr" \
   || { tail -20 "$WORK/stderr"; exit 1; }
 if grep -q ERROR "$WORK/stdout"; then grep ERROR "$WORK/stdout" | head; exit 1; fi
 
