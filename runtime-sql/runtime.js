@@ -158,20 +158,35 @@
     return types ? plv8.prepare(sql, types) : plv8.prepare(sql);
   }
 
-  const CLAIM_TYPES = ["text", "text", "int4", "text", "timestamptz", "int8", "int4", "text", "int4"];
-  /** The claim statement; `withId`: the id is $10 (OVERRIDING SYSTEM VALUE) instead of the identity. */
+  const CLAIM_TYPES = ["text", "text", "int4", "text", "timestamptz", "int8", "text", "int4"];
+  /**
+   * The claim statement; `withId`: the id is $9 (OVERRIDING SYSTEM VALUE) instead of the identity.
+   * Its shape is measured (README "Per-invocation cost"): the active version comes from
+   * txfn._active_version(), a constant in the plan (a subquery made the plan cache walk the
+   * whole statement at every execution); `id` is set_config's result (the same text, one column
+   * fewer); the ctid stays a tid (converted once, by its output function); determinism is a
+   * literal.
+   */
   function claimSql(withId) {
     return (
       "INSERT INTO txfn.invocations (" + (withId ? "id, " : "") + "idempotency_key, function, version, input, status, xid, snapshot," +
       " pinned_time, seed, determinism, isolation, workflow_id, workflow_step, role, application_name, started_at)" +
-      (withId ? " OVERRIDING SYSTEM VALUE VALUES ($10::bigint, " : " VALUES (") +
+      (withId ? " OVERRIDING SYSTEM VALUE VALUES ($9::bigint, " : " VALUES (") +
       "$1, $2, COALESCE($3, txfn._active_version()), COALESCE($4::jsonb, 'null'::jsonb)," +
-      " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, $7, current_setting('transaction_isolation')," +
-      " $8, $9, current_user, current_setting('application_name'), clock_timestamp())" +
+      " 'running', pg_current_xact_id(), pg_current_snapshot(), $5, $6, " + DETERMINISM_VERSION + ", current_setting('transaction_isolation')," +
+      " $7, $8, current_user, current_setting('application_name'), clock_timestamp())" +
       " ON CONFLICT (idempotency_key) DO NOTHING" +
-      " RETURNING id::text AS id, version, isolation, ctid::text AS ctid," +
-      " set_config('txfn.invocation_id', id::text, true) AS s1, set_config('txfn.bundle_version', version::text, true) AS s2," +
-      " txfn._provenance_reads_on() AS reads"
+      " RETURNING set_config('txfn.invocation_id', id::text, true) AS id, version, isolation, ctid," +
+      " set_config('txfn.bundle_version', version::text, true) AS s2, txfn._provenance_reads_on() AS reads"
+    );
+  }
+
+  const FINISH_TYPES = ["tid", "text", "text", "text"];
+  /** The outcome's UPDATE: `status`, the JSON $2 in `column`, and the settings handed back ($3, $4). */
+  function finishSql(status, column) {
+    return (
+      "UPDATE txfn.invocations SET status = '" + status + "', " + column + " = $2::jsonb, ended_at = clock_timestamp() WHERE ctid = $1" +
+      " RETURNING set_config('txfn.invocation_id', $3, true), set_config('txfn.bundle_version', $4, true)"
     );
   }
 
@@ -203,12 +218,9 @@
       // It also hands the transaction-local settings back to the caller: the outer invocation's
       // values, or '' after a top-level one, so a plain write later in the same transaction is
       // not attributed to this invocation by provenance.
-      finish: prepareDirect(
-        "UPDATE txfn.invocations SET status = $2, output = $3::jsonb, error = $4::jsonb, ended_at = clock_timestamp()" +
-          " WHERE ctid = $1::tid" +
-          " RETURNING set_config('txfn.invocation_id', $5, true), set_config('txfn.bundle_version', $6, true)",
-        ["text", "text", "text", "text", "text", "text"],
-      ),
+      // One plan per status, each writing only its own column (a smaller update projection).
+      finishOk: prepareDirect(finishSql("ok", "output"), FINISH_TYPES),
+      finishError: prepareDirect(finishSql("error", "error"), FINISH_TYPES),
       restoreId: prepareDirect(
         "SELECT set_config('txfn.invocation_id', $1, true), set_config('txfn.bundle_version', $2, true)",
         ["text", "text"],
@@ -691,7 +703,7 @@
     const p = preparedPlans();
     const time = options.pinnedTime !== null ? options.pinnedTime : realNow();
     const seed = options.seed !== null ? options.seed : Math.floor(realRandom() * 4294967296);
-    const args = [key, fnName, options.version, inputText, new RealDate(time), seed, DETERMINISM_VERSION, options.workflowId, options.workflowStep];
+    const args = [key, fnName, options.version, inputText, new RealDate(time), seed, options.workflowId, options.workflowStep];
     const claimed = options.invocationId === null ? p.claim.execute(args) : p.claimWithId.execute(args.concat([options.invocationId]));
     if (claimed.length === 0) return replay(fnName, inputText, key);
 
@@ -729,8 +741,8 @@
     if (!outcome.ok && isTransient(outcome.error)) throw outcome.error; // rule 5: never recorded
     const output = outcome.ok ? outcome.value : null;
     const error = outcome.ok ? null : recordedErrorJson(outcome.error);
-    p.finish.execute([
-      row.ctid, outcome.ok ? "ok" : "error", output, error,
+    (outcome.ok ? p.finishOk : p.finishError).execute([
+      row.ctid, outcome.ok ? output : error,
       outer === null ? "" : outer.id, outer === null ? "" : String(outer.bundle.version),
     ]);
     return envelopeText(row.id, row.version, output, error);
