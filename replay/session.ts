@@ -147,8 +147,10 @@ export class Session {
   /**
    * One round trip: [COMMIT the open transaction;] [wait for `waitFor`;] BEGIN at `isolation`
    * (as `role` when it is not the session's user), taking the snapshot at once and the unit's
-   * `lock`, [and run `invoke` — its statement takes the snapshot]. The wait runs in a
-   * transaction of its own (committed before the BEGIN, so the snapshot is taken after it). `relax`: SERIALIZABLE runs as REPEATABLE READ — the same snapshot,
+   * `lock`, [and run `invoke` — its statement takes the snapshot]. The wait runs in an explicit
+   * transaction of its own (committed before the BEGIN, so the snapshot is taken after it; an
+   * implicit one would end with a WARNING "there is no transaction in progress", in the
+   * server's log at every wait). `relax`: SERIALIZABLE runs as REPEATABLE READ — the same snapshot,
    * without SSI aborts that depend on the replay's timing (the recorded history is known to be
    * serializable); invocations then pass relaxIsolation.
    * @returns the new transaction's xid (null when the invocation failed with an SQL error, returned in `run`).
@@ -166,7 +168,7 @@ export class Session {
         `${lit(JSON.stringify(this.options(o.invoke.inv, o.invoke.version, o.relax)))}, ${lock})`
       : `SELECT pg_advisory_xact_lock(${UNIT_LOCK_CLASS}, ${lock}), pg_current_xact_id()::text AS x`;
     const wait = o.waitFor?.length
-      ? `SELECT ${o.waitFor.map((u) => `pg_advisory_xact_lock_shared(${UNIT_LOCK_CLASS}, ${u})`).join(", ")}; COMMIT; `
+      ? `BEGIN; SELECT ${o.waitFor.map((u) => `pg_advisory_xact_lock_shared(${UNIT_LOCK_CLASS}, ${u})`).join(", ")}; COMMIT; `
       : "";
     const text = `${o.commitFirst ? "COMMIT; " : ""}${wait}BEGIN ISOLATION LEVEL ${level}; ${setRole}${body}`;
     try {
