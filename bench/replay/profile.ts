@@ -8,7 +8,7 @@
  * redo it), then replays it `--rounds` times. perf's report is written next to its data file:
  * `perf report -i <file> --no-children --sort dso,sym` reads it further.
  *
- * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf]
+ * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf --max-connections 24]
  * Needs perf allowed to profile the server's processes (root, or kernel.perf_event_paranoid ≤ 1).
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -30,6 +30,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "1" },
     record: { type: "boolean", default: false },
     "no-perf": { type: "boolean", default: false },
+    "max-connections": { type: "string", default: "24" },
   },
 });
 
@@ -87,6 +88,7 @@ for (let k = 0; k < Number(args.rounds); k++) {
   const report = await replayTrace({
     url,
     selector: { from: new Date(0) },
+    maxConnections: Number(args["max-connections"]),
     log: (m) => {
       if (m.startsWith("running")) {
         if (!args["no-perf"] && postmaster !== null) {
