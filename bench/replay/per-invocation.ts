@@ -13,15 +13,11 @@
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { build } from "../../bundler/index.ts";
-import { deploy } from "../../client/index.ts";
-import { databaseUrl } from "../../db/connection.ts";
 import { UNIT_LOCK_CLASS } from "../../replay/session.ts";
+import { shopDatabase } from "./shop-database.ts";
 
 const { values: args } = parseArgs({ options: { pairs: { type: "string", default: "1500" }, rounds: { type: "string", default: "2" } } });
 const DB = "txfn_bench_replay_inv";
-const base = await databaseUrl();
-const url = Object.assign(new URL(base), { pathname: `/${DB}` }).toString();
 
 const backendMs = (pid: number) => {
   const f = readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1]!.split(" ");
@@ -69,24 +65,9 @@ const VARIANTS: Variant[] = [
   },
 ];
 
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: base });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
-
-await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-await admin(`CREATE DATABASE ${DB}`);
+const scratch = await shopDatabase(DB);
+const url = scratch.url;
 try {
-  const c0 = new pg.Client({ connectionString: url });
-  await c0.connect();
-  await c0.query("CREATE EXTENSION IF NOT EXISTS txv8");
-  await c0.end();
-  await deploy(url, await build("functions/examples/oversell"));
   const seed = new pg.Client({ connectionString: url });
   await seed.connect();
   await seed.query("INSERT INTO inventory SELECT 'item-' || g, 1000000 FROM generate_series(1, 20) g");
@@ -115,5 +96,5 @@ try {
     }
   }
 } finally {
-  await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await scratch.close({ keep: false });
 }

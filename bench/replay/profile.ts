@@ -16,11 +16,10 @@ import { writeFileSync } from "node:fs";
 import { Session as Inspector } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import pg from "pg";
-import { build } from "../../bundler/index.ts";
-import { deploy } from "../../client/index.ts";
 import { databaseUrl } from "../../db/connection.ts";
 import { replayTrace } from "../../replay/index.ts";
 import { measurePhase, postmasterPid, type PhaseCpu } from "./cpu.ts";
+import { installShop } from "./shop-database.ts";
 import { recordWorkload } from "./workload.ts";
 
 const { values: args } = parseArgs({
@@ -52,11 +51,7 @@ const exists = (await admin(`SELECT 1 FROM pg_database WHERE datname = '${DB}'`)
 if (args.record || !exists) {
   await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
   await admin(`CREATE DATABASE ${DB}`);
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query("CREATE EXTENSION IF NOT EXISTS txv8");
-  await c.end();
-  await deploy(url, await build("functions/examples/oversell"));
+  await installShop(url);
   const pm = await postmasterPid(url);
   const perfFile = `/tmp/txfn-replay-perf-${process.pid}-original.data`;
   const perf = args["no-perf"] || pm === null ? null : spawn("perf", ["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", perfFile, "-p", String(pm)], { stdio: "ignore" });

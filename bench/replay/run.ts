@@ -21,12 +21,9 @@
  */
 import { mkdirSync, writeFileSync } from "node:fs";
 import { parseArgs } from "node:util";
-import pg from "pg";
-import { build } from "../../bundler/index.ts";
-import { deploy } from "../../client/index.ts";
-import { databaseUrl } from "../../db/connection.ts";
 import { replayTrace, retroTrace, type ReplayReport } from "../../replay/index.ts";
 import { measurePhase, postmasterPid, type PhaseCpu } from "./cpu.ts";
+import { shopDatabase } from "./shop-database.ts";
 import { recordWorkload } from "./workload.ts";
 
 const { values: args } = parseArgs({
@@ -43,18 +40,6 @@ const { values: args } = parseArgs({
 });
 
 const DB = "txfn_bench_replay";
-const base = await databaseUrl();
-const url = Object.assign(new URL(base), { pathname: `/${DB}` }).toString();
-
-async function admin(sql: string): Promise<void> {
-  const c = new pg.Client({ connectionString: base });
-  await c.connect();
-  try {
-    await c.query(sql);
-  } finally {
-    await c.end();
-  }
-}
 
 interface Run {
   report: ReplayReport;
@@ -91,14 +76,9 @@ const line = (what: string, { report: r, cpu }: Run, original: { ms: number; cpu
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
 
-await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
-await admin(`CREATE DATABASE ${DB}`);
+const scratch = await shopDatabase(DB);
+const url = scratch.url;
 try {
-  const c = new pg.Client({ connectionString: url });
-  await c.connect();
-  await c.query("CREATE EXTENSION IF NOT EXISTS txv8");
-  await c.end();
-  await deploy(url, await build("functions/examples/oversell"));
   const n = Number(args.invocations);
   const postmaster = await postmasterPid(url);
   const stopOriginal = measurePhase(postmaster);
@@ -143,5 +123,5 @@ try {
   );
   console.log(`raw: ${file}`);
 } finally {
-  if (!args.keep) await admin(`DROP DATABASE IF EXISTS ${DB} WITH (FORCE)`);
+  await scratch.close({ keep: args.keep });
 }
