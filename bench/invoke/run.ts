@@ -18,7 +18,8 @@
  * machine hit all of them alike; the median round is reported with the spread. The client's
  * CPU share is printed: client and server share the cores.
  *
- * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000 --async-commit]
+ * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000 --concurrency 1,4,8 --async-commit
+ *        --variants txfn,plpgsql,plpgsql-idem,js-bare,js-direct,node-pg]
  * --async-commit sets synchronous_commit = off for every variant: commits stop waiting for the
  * WAL flush, so the run measures CPU cost without the disk (useful when other work shares it).
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
@@ -39,6 +40,7 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "3" },
     skus: { type: "string", default: "10000" },
     concurrency: { type: "string", default: "1,4,8" },
+    variants: { type: "string", default: "txfn,plpgsql,plpgsql-idem,js-bare,js-direct,node-pg" },
     keep: { type: "boolean", default: false },
     "async-commit": { type: "boolean", default: false },
   },
@@ -50,7 +52,14 @@ const LEVELS = args.concurrency.split(",").map(Number);
 const DB = "txfn_bench_invoke";
 
 type Variant = "txfn" | "plpgsql" | "plpgsql-idem" | "js-bare" | "js-direct" | "node-pg";
-let VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "js-bare", "js-direct", "node-pg"];
+const ALL_VARIANTS: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "js-bare", "js-direct", "node-pg"];
+let VARIANTS = args.variants.split(",").map((v) => v.trim()) as Variant[];
+for (const v of VARIANTS) {
+  if (!ALL_VARIANTS.includes(v)) {
+    console.error(`bench/invoke: unknown variant ${JSON.stringify(v)} in --variants (known: ${ALL_VARIANTS.join(", ")})`);
+    process.exit(2);
+  }
+}
 
 
 function order(): { orderId: string; items: { sku: string; qty: number }[] } {
@@ -230,9 +239,11 @@ async function main(): Promise<void> {
         );
       }
     }
-    console.log("\nratios (txfn / baseline, median tps; and the inverse ratio of CPU spent per call):");
     const ratios: Record<string, number> = {};
-    for (const c of LEVELS) {
+    const needed: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "node-pg"];
+    if (needed.every((v) => summary[v])) console.log("\nratios (txfn / baseline, median tps; and the inverse ratio of CPU spent per call):");
+    else console.log(`\nno ratios: they need the variants ${needed.join(", ")}`);
+    for (const c of needed.every((v) => summary[v]) ? LEVELS : []) {
       const t = summary.txfn![c]!.tps;
       const a = t / summary.plpgsql![c]!.tps;
       const b = t / summary["node-pg"]![c]!.tps;
