@@ -25,27 +25,20 @@ CACHE_SIM=${CACHE_SIM:-yes}
 PGBIN=${PGBIN:-/usr/lib/postgresql/15/bin}
 HERE=$(cd "$(dirname "$0")" && pwd)
 WORK=$(mktemp -d /tmp/txv8-callgrind.XXXXXX)
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
+# shellcheck source=cluster.sh
+. "$HERE/cluster.sh"
 cleanup() {
-  as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+  stop_txv8_cluster "$WORK" 2>/dev/null || true
   if [ -n "${KEEP:-}" ]; then echo "callgrind files kept in $WORK" >&2; else rm -rf "$WORK"; fi
 }
 trap cleanup EXIT
-[ "$(id -u)" = 0 ] && chown postgres "$WORK"
-chmod 755 "$WORK"
 
 PORT=$(( 57000 + RANDOM % 900 ))
-as_owner "$PGBIN/initdb" -D "$WORK/data" -U bench -A trust >/dev/null
-cat >> "$WORK/data/postgresql.conf" <<EOC
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'txv8'
-EOC
-as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+start_txv8_cluster "$WORK" "$PORT"
+chmod 755 "$WORK"
 psql -X -q -v ON_ERROR_STOP=1 "postgresql://bench@/postgres?host=$WORK&port=$PORT" -f "$HERE/schema.sql" 2>"$WORK/schema.err" \
   || { cat "$WORK/schema.err"; exit 1; }
-as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null
+stop_txv8_cluster "$WORK"
 
 # one statement per line; the statements whose cost is read are listed in $WORK/measured
 loop() {  # loop KIND N: the statement looping N times over function KIND (or the bare loop)

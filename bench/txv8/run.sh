@@ -21,35 +21,28 @@ PGBIN=${PGBIN:-$(pg_config --bindir 2>/dev/null || echo /usr/lib/postgresql/15/b
 [ -x "$PGBIN/pg_ctl" ] || PGBIN=/usr/lib/postgresql/15/bin
 WORK=""
 
+HERE=$(cd "$(dirname "$0")" && pwd)
+# shellcheck source=cluster.sh
+. "$HERE/cluster.sh"
+
 cleanup() {
   if [ -n "$WORK" ]; then
-    as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
+    stop_txv8_cluster "$WORK" 2>/dev/null || true
     rm -rf "$WORK"
   fi
 }
 trap cleanup EXIT
 
-as_owner() { if [ "$(id -u)" = 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-
 if [ -z "${DATABASE_URL:-}" ]; then
   WORK=$(mktemp -d /tmp/txv8-bench.XXXXXX)
-  [ "$(id -u)" = 0 ] && chown postgres "$WORK"
   PORT=$(( 56000 + RANDOM % 900 ))
-  as_owner "$PGBIN/initdb" -D "$WORK/data" -U bench -A trust >/dev/null
-  cat >> "$WORK/data/postgresql.conf" <<EOC
-port = $PORT
-listen_addresses = ''
-unix_socket_directories = '$WORK'
-shared_preload_libraries = 'txv8'
-max_connections = 20
-EOC
-  as_owner "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/log" -w start >/dev/null
+  start_txv8_cluster "$WORK" "$PORT" "max_connections = 20"
   DATABASE_URL="postgresql://bench@/postgres?host=$WORK&port=$PORT"
 fi
 export DATABASE_URL
 PSQL=(psql -X -q -v ON_ERROR_STOP=1 "$DATABASE_URL")
 
-"${PSQL[@]}" -f "$(dirname "$0")/schema.sql"
+"${PSQL[@]}" -f "$HERE/schema.sql"
 
 # "cpu_ms wall_ms" of one statement: the backend's own CPU time (read by the backend from
 # /proc/self/stat, 10 ms ticks, robust to load on a shared machine) and psql's \timing
