@@ -5,14 +5,14 @@
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { REPO_ROOT, txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { startWorker, type WorkerProcess } from "./support/worker.ts";
+import { useWorkers } from "./support/worker.ts";
 import { FAST_WORKER, GREET, writeGreetProject, writeProject } from "./support/workflow-project.ts";
 
 const db = useTestDatabase();
-const workers: WorkerProcess[] = [];
+const { start: worker, spawn: spawnWorker } = useWorkers(db.url, FAST_WORKER);
 let outside: string; // a temp folder outside the checkout
 
 beforeAll(() => {
@@ -21,20 +21,9 @@ beforeAll(() => {
   writeGreetProject(join(outside, "proj", "wf"));
 });
 
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.kill()));
-});
-
 afterAll(() => {
   if (outside) rmSync(outside, { recursive: true, force: true });
 });
-
-async function worker(dir: string, args: string[] = []): Promise<WorkerProcess> {
-  const w = startWorker(db.url, dir, [...FAST_WORKER, ...args]);
-  workers.push(w);
-  await w.ready;
-  return w;
-}
 
 const cli = (args: string[]) => txfn(args, { DATABASE_URL: db.url });
 
@@ -48,14 +37,12 @@ describe("txfn worker on a project outside the checkout", { timeout: 180_000 }, 
     expect(JSON.parse(r.stdout)).toMatchObject({ greeting: "hello you!" });
   });
 
-
   it("a module that cannot be loaded: one line naming the file and the cause, exit 1, no stack", async () => {
     const bad = writeProject(join(outside, "bad"), {
       "ok.ts": GREET.replace('"greet"', '"greet2"').replace('import { punctuation } from "../text.ts";', 'const punctuation = ".";'),
       "broken.ts": `import { workflow } from "txfn";\nimport pad from "no-such-package-txfn";\nexport const b = workflow("b", async () => pad);\n`,
     });
-    const w = startWorker(db.url, bad, FAST_WORKER);
-    workers.push(w);
+    const w = spawnWorker(bad);
     const { code } = await w.exited;
     expect(code).toBe(1);
     expect(w.stderr()).toBe(

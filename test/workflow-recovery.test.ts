@@ -1,17 +1,17 @@
 // Durable workflows across crashes: real `txfn worker` processes killed with SIGKILL and
 // restarted, two executors recovering at once, version pinning, code changes, non-determinism,
 // poison workflows. The fixture is test/fixtures/wf (and wf-v2, wf-changed).
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { WorkflowClient, type StepInfo } from "../workflows/index.ts";
 import { txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
 import { deployProject } from "./support/deployed.ts";
-import { startWorker, type WorkerProcess } from "./support/worker.ts";
+import { useWorkers, waitFor } from "./support/worker.ts";
 
 const db = useTestDatabase();
 let client: WorkflowClient;
-const workers: WorkerProcess[] = [];
 const FAST = ["--lease-ms", "1500", "--poll-ms", "100"];
+const { start: worker, spawn: spawnWorker } = useWorkers(db.url, FAST);
 const TWO_N = 40; // workflows in the two-executor test
 
 beforeAll(async () => {
@@ -19,31 +19,9 @@ beforeAll(async () => {
   client = new WorkflowClient({ databaseUrl: db.url });
 });
 
-// Every worker claims any workflow it knows: none may outlive its test.
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.kill()));
-});
-
 afterAll(async () => {
   await client?.close();
 });
-
-async function worker(dir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> {
-  const w = startWorker(db.url, dir, [...FAST, ...args], env);
-  workers.push(w);
-  await w.ready;
-  return w;
-}
-
-async function waitFor<T>(probe: () => Promise<T | false | undefined | null>, what: string, ms = 60_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 25));
-  }
-}
 
 const stepsOf = (id: string): Promise<StepInfo[]> => client.steps(id);
 const hasStep = (id: string, pred: (s: StepInfo) => boolean) => async () => (await stepsOf(id)).find(pred);
@@ -128,8 +106,7 @@ describe("workflow recovery with real worker processes", { timeout: 300_000 }, (
     for (; lives < 8; lives++) {
       const info = await client.get("poison-1");
       if (info.status !== "PENDING") break;
-      const w = startWorker(db.url, "test/fixtures/wf", [...FAST, "--executor-id", "poisoned", "--max-recovery-attempts", "2"]);
-      workers.push(w);
+      const w = spawnWorker("test/fixtures/wf", ["--executor-id", "poisoned", "--max-recovery-attempts", "2"]);
       // Either it dies by the poison, or (once parked) it idles: stop it then.
       const parked = waitFor(async () => (await client.get("poison-1")).status !== "PENDING", "parking", 60_000);
       await Promise.race([w.exited, parked]);

@@ -6,16 +6,16 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { ensureSystemSchema } from "../migrations/index.ts";
 import { WorkflowClient, WorkflowNotRegisteredError } from "../workflows/index.ts";
 import { txfn } from "./support/cli.ts";
 import { useTestDatabase } from "./support/database.ts";
-import { startWorker, type WorkerProcess } from "./support/worker.ts";
+import { useWorkers, waitFor } from "./support/worker.ts";
 import { FAST_WORKER, writeGreetProject } from "./support/workflow-project.ts";
 
 const db = useTestDatabase();
-const workers: WorkerProcess[] = [];
+const { start: worker } = useWorkers(db.url, FAST_WORKER);
 let outside: string; // the workers' project, in a temp folder
 let client: WorkflowClient;
 
@@ -34,34 +34,13 @@ beforeAll(async () => {
   client = new WorkflowClient({ databaseUrl: db.url });
 });
 
-afterEach(async () => {
-  await Promise.all(workers.splice(0).map((w) => w.kill()));
-});
-
 afterAll(async () => {
   await client?.close();
   if (outside) rmSync(outside, { recursive: true, force: true });
 });
 
-async function worker(dir: string, args: string[] = []): Promise<WorkerProcess> {
-  const w = startWorker(db.url, dir, [...FAST_WORKER, ...args]);
-  workers.push(w);
-  await w.ready;
-  return w;
-}
-
 const cli = (args: string[]) => txfn(args, { DATABASE_URL: db.url });
 const rowOf = async (id: string) => (await db.query<{ name: string; status: string }>("SELECT name, status FROM txfn.workflows WHERE id = $1", [id]))[0];
-
-async function waitFor<T>(probe: () => T | false | undefined | Promise<T | false | undefined>, what: string, ms = 30_000): Promise<T> {
-  const end = Date.now() + ms;
-  for (;;) {
-    const v = await probe();
-    if (v) return v;
-    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 50));
-  }
-}
 
 describe("unknown workflow names", { timeout: 180_000 }, () => {
   it("before any executor registered: start is refused (CLI exit 1, client WorkflowNotRegisteredError), nothing is written", async () => {

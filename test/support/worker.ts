@@ -1,5 +1,6 @@
-/** `txfn worker` as a real child process for the workflow tests: started, awaited, SIGKILLed. */
+/** `txfn worker` as a real child process for the workflow tests: started, awaited, SIGKILLed; and polling until a condition holds. */
 import { spawn, type ChildProcess } from "node:child_process";
+import { afterEach } from "vitest";
 import { TXFN_BIN } from "./cli.ts";
 
 export interface WorkerProcess {
@@ -67,4 +68,48 @@ export function startWorker(url: string, dir: string, args: string[] = [], env: 
       await exited;
     },
   };
+}
+
+/**
+ * Worker processes for one test file, started on `url` with `baseArgs` before each call's own
+ * args. `start` waits until the worker is ready; `spawn` does not (for a worker expected to die).
+ * Every worker claims any workflow it knows, so none may outlive its test: all are SIGKILLed after
+ * each test.
+ */
+export function useWorkers(url: string, baseArgs: string[] = []) {
+  const workers: WorkerProcess[] = [];
+  afterEach(async () => {
+    await Promise.all(workers.splice(0).map((w) => w.kill()));
+  });
+  const spawn = (dir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): WorkerProcess => {
+    const w = startWorker(url, dir, [...baseArgs, ...args], env);
+    workers.push(w);
+    return w;
+  };
+  const start = async (dir: string, args: string[] = [], env: NodeJS.ProcessEnv = {}): Promise<WorkerProcess> => {
+    const w = spawn(dir, args, env);
+    await w.ready;
+    return w;
+  };
+  return { start, spawn };
+}
+
+/**
+ * Polls `probe` every `everyMs` milliseconds until it returns a truthy value, and returns that
+ * value; throws "timed out waiting for <what>" after `ms` milliseconds (a minute by default:
+ * worker processes start slowly on a busy 2-core machine).
+ */
+export async function waitFor<T>(
+  probe: () => T | false | undefined | null | Promise<T | false | undefined | null>,
+  what: string,
+  ms = 60_000,
+  everyMs = 25,
+): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await probe();
+    if (v) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
 }
