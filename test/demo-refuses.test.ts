@@ -2,13 +2,12 @@
 // exists without the demo's mark (its COMMENT ON DATABASE) is refused with a message naming it,
 // before anything is dropped, created or started, on the private-cluster path (--database) and
 // for the race's <name>_oversell beside a DATABASE_URL database.
-import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { dirname } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { DEMO_MARK, assertOwnedOrAbsent } from "../demo/database.ts";
-import { REPO_ROOT } from "./support/cli.ts";
+import { runNode } from "./support/cli.ts";
 import { adminUrl, useTestDatabase } from "./support/database.ts";
 
 const db = useTestDatabase();
@@ -54,27 +53,14 @@ afterAll(async () => {
   for (const name of [...created, fresh]) await admin((c) => c.query(`DROP DATABASE IF EXISTS ${name} WITH (FORCE)`));
 });
 
-function runDemo(args: string[], env: NodeJS.ProcessEnv): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const { DATABASE_URL: _unset, ...rest } = process.env;
-    const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts", "--orders", "5", "--log-dir", dirname(dataDir) + "/demo-logs", ...args], {
-      cwd: REPO_ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...rest, NO_COLOR: "1", ...env },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** The demo (5 orders) with `env` laid over this process's environment minus DATABASE_URL. */
+const runDemo = (args: string[], env: NodeJS.ProcessEnv) =>
+  runNode(["--import", "tsx", "demo/main.ts", "--orders", "5", "--log-dir", dirname(dataDir) + "/demo-logs", ...args], { DATABASE_URL: undefined, NO_COLOR: "1", ...env });
 
 describe("npm run demo refuses a database it did not make", () => {
   it("--database <an existing database without the mark>: exits non-zero naming it; the database and its data survive", { timeout: 120_000 }, async () => {
     const run = await runDemo(["--database", foreign], { TXFN_DATA_DIR: dataDir });
-    expect(run.code, run.stdout + run.stderr).not.toBe(0);
+    expect(run.status, run.stdout + run.stderr).not.toBe(0);
     expect(run.stderr).toContain(`database ${foreign} already exists and was not made by npm run demo`);
     expect(run.stderr).toContain("npm run demo -- --database <another name>");
     expect(run.stderr).toContain(`drop ${foreign} yourself`);
@@ -84,7 +70,7 @@ describe("npm run demo refuses a database it did not make", () => {
 
   it("--database <new name> whose <name>_oversell exists without the mark: refused before the run's database is made", { timeout: 120_000 }, async () => {
     const run = await runDemo(["--database", fresh], { TXFN_DATA_DIR: dataDir });
-    expect(run.code, run.stdout + run.stderr).not.toBe(0);
+    expect(run.status, run.stdout + run.stderr).not.toBe(0);
     expect(run.stderr).toContain(`database ${fresh}_oversell already exists and was not made by npm run demo`);
     expect(await precious(`${fresh}_oversell`)).toEqual(["keep me"]);
     expect(await exists(fresh)).toBe(false);
@@ -92,7 +78,7 @@ describe("npm run demo refuses a database it did not make", () => {
 
   it("DATABASE_URL whose <name>_oversell exists without the mark: refused, both databases untouched", { timeout: 120_000 }, async () => {
     const run = await runDemo([], { DATABASE_URL: db.url });
-    expect(run.code, run.stdout + run.stderr).not.toBe(0);
+    expect(run.status, run.stdout + run.stderr).not.toBe(0);
     expect(run.stderr).toContain(`database ${db.name}_oversell already exists and was not made by npm run demo`);
     expect(run.stderr).toContain("point DATABASE_URL at a database of another name");
     expect(await precious(`${db.name}_oversell`)).toEqual(["keep me"]);

@@ -2,7 +2,6 @@
 // against this file's database of the run's throwaway cluster. Its JSON summary must agree with
 // the database: workflow outcomes, the payment ledger, stock, the replayed trace, the oversell
 // race and its retroaction; and nothing it started may be left running.
-import { spawn } from "node:child_process";
 import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -11,7 +10,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { planOrders } from "../demo/orders.ts";
 import type { DemoSummary } from "../demo/summary.ts";
 import { adminUrl, useTestDatabase } from "./support/database.ts";
-import { REPO_ROOT } from "./support/cli.ts";
+import { runNode } from "./support/cli.ts";
 
 const db = useTestDatabase();
 const ORDERS = 60;
@@ -28,21 +27,8 @@ afterAll(async () => {
   rmSync(logDir, { recursive: true, force: true });
 });
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, ["--import", "tsx", "demo/main.ts", ...args], {
-      cwd: REPO_ROOT,
-      stdio: ["ignore", "pipe", "pipe"],
-      env: { ...process.env, DATABASE_URL: db.url, NO_COLOR: "1" },
-    });
-    let stdout = "";
-    let stderr = "";
-    child.stdout.on("data", (d) => (stdout += d));
-    child.stderr.on("data", (d) => (stderr += d));
-    child.on("error", reject);
-    child.on("close", (code) => resolve({ code, stdout, stderr }));
-  });
-}
+/** `npm run demo -- <args>` on this file's database, as a child process. */
+const runDemo = (args: string[]) => runNode(["--import", "tsx", "demo/main.ts", ...args], { DATABASE_URL: db.url, NO_COLOR: "1" });
 
 /** True when `pid` runs one of the demo's commands (a reused pid running something else does not count). */
 function demoProcessAlive(pid: number): boolean {
@@ -60,7 +46,7 @@ describe("npm run demo (reduced)", () => {
   it(`${ORDERS} orders: the summary's numbers agree with the database, replay has no divergence, retroaction removes the oversell`, { timeout: 400_000 }, async () => {
     const run = await runDemo(["--orders", String(ORDERS), "--concurrency", "12", "--json", "--log-dir", logDir]);
     const lines = run.stdout.trim().split("\n");
-    expect(run.code, `${run.stdout.slice(-4000)}\n${run.stderr.slice(-4000)}`).toBe(0);
+    expect(run.status, `${run.stdout.slice(-4000)}\n${run.stderr.slice(-4000)}`).toBe(0);
     const s = JSON.parse(lines.at(-1)!) as DemoSummary;
     expect(s.ok).toBe(true);
     expect(s.database).toBe(db.name);

@@ -25,8 +25,17 @@ export function txfnSync(args: string[], options: SpawnSyncOptions = {}): CliRes
 
 /** Async version, so a test can run several at once. */
 export function txfn(args: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
+  return runNode([TXFN_BIN, ...args], env);
+}
+
+/**
+ * Runs `node <argv…>` in the checkout's root to completion (no stdin). `env` is laid over this
+ * process's environment; a key set to `undefined` is left out (Node skips undefined values).
+ */
+export function runNode(argv: string[], env: NodeJS.ProcessEnv = {}): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [TXFN_BIN, ...args], {
+    const child = spawn(process.execPath, argv, {
+      cwd: REPO_ROOT,
       stdio: ["ignore", "pipe", "pipe"],
       env: { ...process.env, ...env },
     });
