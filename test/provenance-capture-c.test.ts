@@ -319,6 +319,9 @@ const TRANSACTIONS: { name: string; begin?: string; steps: Step[]; rollback?: bo
     steps: [
       "SELECT set_config('txfn.invocation_id', '42', true)",
       "INSERT INTO {s}.bag VALUES (30, 'inv')",
+      // new settings between changes: the settings array grows and is sorted again (capture_guc.c)
+      "SELECT set_config('eq.added_later', '1', true), set_config('a.first', '1', true), set_config('zz.last', '1', true)",
+      "INSERT INTO {s}.bag VALUES (34, 'inv')",
       "SELECT set_config('txfn.invocation_id', ' 7 ', true)",
       "UPDATE {s}.bag SET y = 'inv7' WHERE x = 30",
       "SELECT set_config('txfn.invocation_id', '', true)",

@@ -1,7 +1,7 @@
 /*
  * capture.h: what the files of txfn_capture share — one captured change and the functions that
  * form it (capture_change.c, with capture_row.c's cached row encoding), number it (capture_seq.c), attribute it (capture_context.c) and
- * store it (capture_store.c). The row trigger itself is in capture_main.c.
+ * store it (capture_store.c); capture_guc.c reads the settings they use. The row trigger itself is in capture_main.c.
  */
 #ifndef TXFN_CAPTURE_H
 #define TXFN_CAPTURE_H
@@ -44,6 +44,19 @@ typedef struct CaptureRow
 } CaptureRow;
 
 typedef struct CaptureEncoder CaptureEncoder;
+
+/* A custom string setting read through capture_guc.c; initialise with only the name set. */
+typedef struct CaptureGuc
+{
+	const char *name;
+	struct config_generic **vars;	/* the settings array it was looked up in */
+	int			nvars;			/* and its length then */
+	int			slot;			/* its index there, -1: absent */
+	struct config_generic *record;
+} CaptureGuc;
+
+/* capture_guc.c */
+extern const char *capture_guc_get(CaptureGuc *guc);
 
 /* capture_row.c */
 extern void capture_row_init(void);

@@ -55,7 +55,8 @@ current_role_text(void)
 void
 capture_context_get(CaptureContext *context)
 {
-	const char *invocation = GetConfigOption("txfn.invocation_id", true, false);
+	static CaptureGuc setting = {.name = "txfn.invocation_id"};
+	const char *invocation = capture_guc_get(&setting);
 
 	/* pg_current_xact_id() */
 	context->xid = FullTransactionIdGetDatum(GetTopFullTransactionId());

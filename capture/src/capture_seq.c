@@ -20,7 +20,8 @@
 int32
 capture_seq_next(void)
 {
-	const char *cur = GetConfigOption(SEQ_SETTING, true, false);
+	static CaptureGuc setting = {.name = SEQ_SETTING};
+	const char *cur = capture_guc_get(&setting);
 	int32		s = 0;
 	char		buf[12];
 
