@@ -70,6 +70,11 @@ export function nodeCpuSeconds(): number {
   return (u.user + u.system) / 1e6;
 }
 
+/** This process's kernel-mode CPU seconds so far (socket reads and writes, wake-ups). */
+export function nodeSystemSeconds(): number {
+  return process.cpuUsage().system / 1e6;
+}
+
 /** Busy and total CPU seconds of the whole machine so far (all cores). */
 export function machineCpuSeconds(): { busy: number; total: number } {
   const v = readFileSync("/proc/stat", "utf8").split("\n")[0]!.trim().split(/\s+/).slice(1).map(Number);
@@ -81,6 +86,8 @@ export function machineCpuSeconds(): { busy: number; total: number } {
 export interface PhaseCpu {
   serverS: number;
   nodeS: number;
+  /** the kernel-mode part of nodeS */
+  nodeSysS: number;
   machineBusy: number;
   loadavg: number[];
 }
@@ -89,12 +96,14 @@ export interface PhaseCpu {
 export function measurePhase(postmaster: number | null): () => PhaseCpu {
   const s0 = postmaster === null ? NaN : serverCpuSeconds(postmaster);
   const n0 = nodeCpuSeconds();
+  const k0 = nodeSystemSeconds();
   const m0 = machineCpuSeconds();
   return () => {
     const m1 = machineCpuSeconds();
     return {
       serverS: postmaster === null ? NaN : serverCpuSeconds(postmaster) - s0,
       nodeS: nodeCpuSeconds() - n0,
+      nodeSysS: nodeSystemSeconds() - k0,
       machineBusy: (m1.busy - m0.busy) / Math.max(1e-9, m1.total - m0.total),
       loadavg: loadavg().map((x) => Math.round(x * 100) / 100),
     };

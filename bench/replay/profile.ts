@@ -8,7 +8,16 @@
  * redo it), then replays it `--rounds` times. perf's report is written next to its data file:
  * `perf report -i <file> --no-children --sort dso,sym` reads it further.
  *
- * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf --max-connections 24]
+ * `--no-node-profile` measures Node's CPU without V8's profiler (which adds its own sampling
+ * work to the figure). `--before <dir>` alternates rounds between the replay of another checkout
+ * (`<dir>/replay/index.ts`, e.g. a `git archive` of an earlier commit with node_modules linked)
+ * and this one, starting with it: an A/B of two versions on the same trace under the same load.
+ *
+ * `--perf-node` records this Node process with perf over the run phase as well (all its threads:
+ * V8's compiler and garbage collector included, which V8's profiler does not show); run with
+ * NODE_OPTIONS=--perf-basic-prof for JavaScript function names.
+ *
+ * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf --no-node-profile --perf-node --max-connections 24 --before DIR]
  * Needs perf allowed to profile the server's processes (root, or kernel.perf_event_paranoid ≤ 1).
  */
 import { spawn, spawnSync } from "node:child_process";
@@ -29,6 +38,9 @@ const { values: args } = parseArgs({
     rounds: { type: "string", default: "1" },
     record: { type: "boolean", default: false },
     "no-perf": { type: "boolean", default: false },
+    "no-node-profile": { type: "boolean", default: false },
+    "perf-node": { type: "boolean", default: false },
+    before: { type: "string" },
     "max-connections": { type: "string", default: "24" },
   },
 });
@@ -70,17 +82,25 @@ if (args.record || !exists) {
 }
 
 const postmaster = await postmasterPid(url);
+const nodeProfile = !args["no-node-profile"];
 const inspector = new Inspector();
 inspector.connect();
-await inspector.post("Profiler.enable");
+if (nodeProfile) await inspector.post("Profiler.enable");
+const replayBefore = args.before
+  ? ((await import(`${args.before.replace(/\/$/, "")}/replay/index.ts`)) as { replayTrace: typeof replayTrace }).replayTrace
+  : null;
 
 for (let k = 0; k < Number(args.rounds); k++) {
   const stamp = `${process.pid}-${k}`;
+  const useBefore = replayBefore !== null && k % 2 === 0;
+  const replay = useBefore ? replayBefore : replayTrace;
   const perfFile = `/tmp/txfn-replay-perf-${stamp}.data`;
   let perf: ReturnType<typeof spawn> | null = null;
+  let perfNodeExit: Promise<unknown> | null = null;
+  let stopPerfNode = () => {};
   let stop: (() => PhaseCpu) | null = null;
   let cpu: PhaseCpu | null = null;
-  const report = await replayTrace({
+  const report = await replay({
     url,
     selector: { from: new Date(0) },
     maxConnections: Number(args["max-connections"]),
@@ -89,14 +109,26 @@ for (let k = 0; k < Number(args.rounds); k++) {
         if (!args["no-perf"] && postmaster !== null) {
           perf = spawn("perf", ["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", perfFile, "-p", String(postmaster)], { stdio: "ignore" });
         }
-        void inspector.post("Profiler.start");
+        if (args["perf-node"]) {
+          const p = spawn("perf", ["record", "-e", "cpu-clock", "-F", "999", "-g", "-o", `${perfFile}.node`, "-p", String(process.pid)], { stdio: "ignore" });
+          perfNodeExit = new Promise((r) => p.on("exit", r));
+          stopPerfNode = () => p.kill("SIGINT");
+        }
+        if (nodeProfile) void inspector.post("Profiler.start");
         stop = measurePhase(postmaster);
       } else if (m.startsWith("comparing") && stop) {
         cpu = stop();
+        stopPerfNode();
       }
     },
   });
-  const { profile } = await inspector.post("Profiler.stop");
+  const profile = nodeProfile ? (await inspector.post("Profiler.stop")).profile : null;
+  if (perfNodeExit) {
+    await perfNodeExit;
+    const r = spawnSync("perf", ["report", "-i", `${perfFile}.node`, "--no-children", "--sort", "dso,sym", "--stdio", "-g", "none"], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
+    writeFileSync(`${perfFile}.node.txt`, r.stdout);
+    console.log(`node perf profile: ${perfFile}.node.txt`);
+  }
   if (perf) {
     (perf as ReturnType<typeof spawn>).kill("SIGINT");
     await new Promise((r) => (perf as ReturnType<typeof spawn>).on("exit", r));
@@ -105,13 +137,16 @@ for (let k = 0; k < Number(args.rounds); k++) {
   if (!c) throw new Error("replay did not log its run phase");
   const n = report.trace.invocations;
   console.log(
-    `replay #${k + 1}: ${n} invocations, run ${(report.timings.runMs / 1000).toFixed(2)} s, compare ${(report.timings.compareMs / 1000).toFixed(2)} s; ` +
-      `server ${c.serverS.toFixed(2)} s (${((c.serverS / n) * 1e6).toFixed(0)} µs/inv), node ${c.nodeS.toFixed(2)} s (${((c.nodeS / n) * 1e6).toFixed(0)} µs/inv); ` +
+    `replay #${k + 1}${replayBefore ? (useBefore ? " (before)" : " (after)") : ""}: ${n} invocations, run ${(report.timings.runMs / 1000).toFixed(2)} s, compare ${(report.timings.compareMs / 1000).toFixed(2)} s; ` +
+      `server ${c.serverS.toFixed(2)} s (${((c.serverS / n) * 1e6).toFixed(0)} µs/inv), node ${c.nodeS.toFixed(2)} s (${((c.nodeS / n) * 1e6).toFixed(0)} µs/inv, ` +
+      `${((c.nodeSysS / n) * 1e6).toFixed(0)} in the kernel); ` +
       `${report.stats.roundTrips} round trips on ${report.stats.sessions} sessions; divergences ${report.invocations.length}; load ${c.loadavg.join(" ")}`,
   );
-  const cpuprofile = `/tmp/txfn-replay-node-${stamp}.cpuprofile`;
-  writeFileSync(cpuprofile, JSON.stringify(profile));
-  console.log(`node profile: ${cpuprofile} (${selfTop(profile).join("; ")})`);
+  if (profile) {
+    const cpuprofile = `/tmp/txfn-replay-node-${stamp}.cpuprofile`;
+    writeFileSync(cpuprofile, JSON.stringify(profile));
+    console.log(`node profile: ${cpuprofile} (${selfTop(profile).join("; ")})`);
+  }
   if (perf) {
     const r = spawnSync("perf", ["report", "-i", perfFile, "--no-children", "--sort", "comm,dso,sym", "--stdio", "-g", "none"], { encoding: "utf8", maxBuffer: 256 * 1024 * 1024 });
     writeFileSync(`${perfFile}.txt`, r.stdout);
