@@ -70,6 +70,28 @@ CREATE FUNCTION ver() RETURNS int LANGUAGE txv8 AS $$ return 1; $$;
 SELECT ver();
 CREATE OR REPLACE FUNCTION ver() RETURNS int LANGUAGE txv8 AS $$ return 2; $$;
 SELECT ver();
+-- also for a call site that stays (a PL/pgSQL loop's expression, whose txv8 call site skips
+-- the pg_proc lookup until an invalidation): replaced, and restored by a rolled-back subtransaction
+CREATE FUNCTION ver2() RETURNS int LANGUAGE txv8 AS $$ return 1; $$;
+CREATE FUNCTION loop_ver2() RETURNS text LANGUAGE plpgsql AS $$
+DECLARE out text := '';
+BEGIN
+  FOR i IN 1..4 LOOP
+    out := out || ver2();
+    IF i = 1 THEN
+      EXECUTE 'CREATE OR REPLACE FUNCTION basic.ver2() RETURNS int LANGUAGE txv8 AS $f$ return 2; $f$';
+    ELSIF i = 2 THEN
+      BEGIN
+        EXECUTE 'CREATE OR REPLACE FUNCTION basic.ver2() RETURNS int LANGUAGE txv8 AS $f$ return 3; $f$';
+        out := out || ver2();
+        RAISE EXCEPTION 'undo';
+      EXCEPTION WHEN raise_exception THEN NULL;
+      END;
+    END IF;
+  END LOOP;
+  RETURN out;
+END $$;
+SELECT loop_ver2();
 
 -- STABLE and IMMUTABLE functions run their SQL read-only (as PL/pgSQL does)
 CREATE TABLE t (x int);

@@ -9,6 +9,7 @@
 
 extern "C" {
 #include "utils/acl.h"
+#include "utils/inval.h"
 #include "utils/regproc.h"
 }
 
@@ -164,15 +165,44 @@ txv8_callsite_resolve(txv8_callsite *cs, txv8_proc *proc, FunctionCallInfo fcinf
 	}
 }
 
+/*
+ * pg_proc invalidations seen by this backend (any function, or a cache reset). A call site
+ * whose function was found valid at the current count needs no pg_proc lookup: its row can
+ * only have changed through an invalidation, which reaches the syscache and this counter
+ * in the same step (LocalExecuteInvalidationMessage). Starts at 1, call sites at 0.
+ */
+static uint64 txv8_proc_invals = 1;
+
+static void
+txv8_proc_invalidated(Datum arg, int cacheid, uint32 hashvalue)
+{
+	txv8_proc_invals++;
+}
+
 txv8_callsite *
 txv8_callsite_get(FunctionCallInfo fcinfo)
 {
 	FmgrInfo   *flinfo = fcinfo->flinfo;
-	txv8_proc  *proc = txv8_procedure_get(flinfo->fn_oid);
 	txv8_callsite *cs = (txv8_callsite *) flinfo->fn_extra;
+	static bool registered = false;
+
+	/* the common call: same function, unchanged since checked (saves a syscache search per call) */
+	if (cs != nullptr && cs->proc_checked == txv8_proc_invals && cs->generation == cs->proc->generation)
+		return cs;
+	if (!registered)
+	{
+		CacheRegisterSyscacheCallback(PROCOID, txv8_proc_invalidated, (Datum) 0);
+		registered = true;
+	}
+
+	uint64		checked = txv8_proc_invals;	/* before the lookup: an invalidation during it counts */
+	txv8_proc  *proc = txv8_procedure_get(flinfo->fn_oid);
 
 	if (cs != nullptr && cs->proc == proc && cs->generation == proc->generation)
+	{
+		cs->proc_checked = checked;
 		return cs;
+	}
 	if (cs == nullptr)
 	{
 		MemoryContext mcxt = AllocSetContextCreate(flinfo->fn_mcxt, "txv8 call site", ALLOCSET_SMALL_SIZES);
@@ -187,7 +217,9 @@ txv8_callsite_get(FunctionCallInfo fcinfo)
 		MemoryContextRegisterResetCallback(flinfo->fn_mcxt, &cs->cb);
 		flinfo->fn_extra = cs;
 	}
+	cs->proc_checked = 0;		/* until resolved */
 	txv8_callsite_resolve(cs, proc, fcinfo);
+	cs->proc_checked = checked;
 	return cs;
 }
 

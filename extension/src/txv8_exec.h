@@ -13,6 +13,7 @@ struct txv8_callsite
 {
 	txv8_proc  *proc;
 	uint64		generation;		/* proc->generation these were resolved for */
+	uint64		proc_checked;	/* txv8_proc_invals when proc was last found valid */
 	MemoryContext mcxt;			/* child of fn_mcxt; reset on re-resolution */
 	txv8_typeinfo *args;		/* one per JS argument */
 	txv8_typeinfo *result;		/* NULL for void/trigger or an undeterminable record */
