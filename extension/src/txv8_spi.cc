@@ -145,18 +145,26 @@ txv8_spi_collect_args(const v8::FunctionCallbackInfo<v8::Value> &info, int first
 }
 
 void
-txv8_spi_params(txv8_values &args, txv8_typeinfo **infos, Datum **values, char **nulls)
+txv8_spi_params(txv8_values &args, txv8_typeinfo **infos, txv8_params &out)
 {
 	size_t		n = args.size();
 
-	*values = (Datum *) txv8_palloc(sizeof(Datum) * Max(n, 1));
-	*nulls = (char *) txv8_palloc(Max(n, 1));
+	if (n <= (size_t) txv8_params::inline_size)
+	{
+		out.values = out.values_inline;
+		out.nulls = out.nulls_inline;
+	}
+	else
+	{
+		out.values = (Datum *) txv8_palloc(sizeof(Datum) * n);
+		out.nulls = (char *) txv8_palloc(n);
+	}
 	for (size_t i = 0; i < n; i++)
 	{
 		bool		isnull;
 
-		(*values)[i] = txv8_value_to_datum(infos[i], args[i], &isnull);
-		(*nulls)[i] = isnull ? 'n' : ' ';
+		out.values[i] = txv8_value_to_datum(infos[i], args[i], &isnull);
+		out.nulls[i] = isnull ? 'n' : ' ';
 	}
 }
 
@@ -472,12 +480,11 @@ txv8_spi_execute(const v8::FunctionCallbackInfo<v8::Value> &info)
 			cp->pins++;
 			if ((size_t) cp->nargs != args.size())
 				txv8_error(ERRCODE_INTERNAL_ERROR, "parameter numbers mismatch: %d != %d", cp->nargs, (int) args.size());
-			Datum	   *values;
-			char	   *nulls;
+			txv8_params params;
 
-			txv8_spi_params(args, cp->params, &values, &nulls);
+			txv8_spi_params(args, cp->params, params);
 			txv8_pg([&] {
-				rc = SPI_execute_plan(cp->plan, values, nulls, ro, 0);
+				rc = SPI_execute_plan(cp->plan, params.values, params.nulls, ro, 0);
 				MemoryContextSwitchTo(scratch.cxt);
 			});
 			result = txv8_spi_result(rc, &cp->rowconv, cp->mcxt);
@@ -752,13 +759,12 @@ txv8_plan_execute(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 		txv8_statement(p->direct, [&] {
 			txv8_scratch scratch;
-			Datum	   *values;
-			char	   *nulls;
+			txv8_params params;
 			int volatile rc = 0;
 
-			txv8_spi_params(args, p->params, &values, &nulls);
+			txv8_spi_params(args, p->params, params);
 			txv8_pg([&] {
-				rc = SPI_execute_plan(p->plan, values, nulls, ro, 0);
+				rc = SPI_execute_plan(p->plan, params.values, params.nulls, ro, 0);
 				MemoryContextSwitchTo(scratch.cxt);
 			});
 			result = txv8_spi_result(rc, &p->rowconv, p->mcxt);
@@ -781,12 +787,11 @@ txv8_plan_cursor(const v8::FunctionCallbackInfo<v8::Value> &info)
 
 		txv8_statement(p->direct, [&] {
 			txv8_scratch scratch;
-			Datum	   *values;
-			char	   *nulls;
+			txv8_params params;
 
-			txv8_spi_params(args, p->params, &values, &nulls);
+			txv8_spi_params(args, p->params, params);
 			txv8_pg([&] {
-				portal = SPI_cursor_open(NULL, p->plan, values, nulls, ro);
+				portal = SPI_cursor_open(NULL, p->plan, params.values, params.nulls, ro);
 				MemoryContextSwitchTo(scratch.cxt);
 			});
 		});

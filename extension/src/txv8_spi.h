@@ -197,9 +197,18 @@ v8::Local<v8::Value> txv8_spi_result(int rc, txv8_rowconv **cache, MemoryContext
 /* Prepare sql with parameter types deduced by the parser (unresolved ones as text). PostgreSQL-level. */
 SPIPlanPtr	txv8_spi_prepare_deduced(const char *sql, int *nargs, Oid **types, MemoryContext cxt);
 
-/* JS arguments -> SPI parameter arrays (nulls as ' '/'n'), allocated in the current context. */
-void		txv8_spi_params(txv8_values &args, txv8_typeinfo **infos,
-							Datum **values, char **nulls);
+/* A statement's SPI parameter arrays (nulls as ' '/'n'): up to 8 held inline, more in the current context. */
+struct txv8_params
+{
+	static const int inline_size = 8;
+	Datum	   *values;
+	char	   *nulls;
+	Datum		values_inline[inline_size];
+	char		nulls_inline[inline_size];
+};
+
+/* JS arguments -> SPI parameters. */
+void		txv8_spi_params(txv8_values &args, txv8_typeinfo **infos, txv8_params &out);
 
 /* The argument forms of execute / plan.execute / plan.cursor: (sql, a, b) or (sql, [a, b]). */
 void		txv8_spi_collect_args(const v8::FunctionCallbackInfo<v8::Value> &info, int first,
