@@ -36,6 +36,12 @@ CREATE FUNCTION rowshape(n int) RETURNS text LANGUAGE txv8 AS $$
   }));
 $$;
 SELECT rowshape(0), rowshape(1), rowshape(2);
+-- column names that need escaping in the row builder's JS source, one row and many
+CREATE FUNCTION oddkeys(n int) RETURNS text LANGUAGE txv8 AS $$
+  var rows = plv8.execute('SELECT g AS "a""b\\c", 2 AS "x' + '\n' + 'y", 3 AS "\u00e9", 4 AS "})" FROM generate_series(1, $1) g', [n]);
+  return JSON.stringify(rows.map(function (r) { return [Object.keys(r), Object.values(r)]; }));
+$$;
+SELECT oddkeys(1), oddkeys(2);
 -- the plan cache finds a statement by its JS string or an equal one; strings that convert
 -- to the same SQL share a plan; more statements than the cache holds evict the oldest
 CREATE FUNCTION plancache() RETURNS text LANGUAGE txv8 AS $$
