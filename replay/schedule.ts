@@ -677,8 +677,7 @@ class SnapshotScheduler {
       await this.monitor.connect();
     }
     for (const [, s] of waiting) {
-      const r = await this.monitor.client.query<{ b: number[] }>("SELECT pg_blocking_pids($1) AS b", [s.pid]);
-      for (const pid of r.rows[0]!.b) {
+      for (const pid of await this.monitor.blockingPids(s.pid)) {
         const i = holders.get(pid);
         if (i === undefined || !this.finished.has(i) || this.stopping) continue;
         this.warnings.push(`ordering relaxed: transaction ${this.units[i]!.xid} committed early because a replayed transaction waited for its lock`);

@@ -7,6 +7,7 @@
 import { existsSync } from "node:fs";
 import pg from "pg";
 import { xid8 } from "./snapshot.ts";
+import { Wire, type WireResult } from "./wire.ts";
 import type { RecordedInvocation, RowChange, TableInfo } from "./types.ts";
 
 /** The envelope `txfn.invoke` returns (runtime-sql/README.md). */
@@ -45,7 +46,7 @@ const CHANGE_SQL =
 /** A provenance row read with CHANGE_SQL. */
 export function toRowChange(r: Record<string, unknown>): RowChange {
   return {
-    xid: xid8(r.xid as string), seq: r.seq as number, invocationId: r.invocation_id as string | null, tableId: r.table_id as number,
+    xid: xid8(r.xid as string), seq: Number(r.seq), invocationId: r.invocation_id as string | null, tableId: Number(r.table_id),
     op: r.op as RowChange["op"], key: r.key as string, oldKey: r.old_key as string | null, oldRow: r.old_row as string | null,
     newRow: r.new_row as string | null,
   };
@@ -99,9 +100,14 @@ export class OpenError extends Error {
   }
 }
 
-/** A connection of the scratch database, with what redo needs cached. */
+/**
+ * A connection of the scratch database, with what redo needs cached. Its queries go through
+ * Wire (wire.ts: node-postgres opens the connection, replay reads it), every value as text.
+ */
 export class Session {
-  readonly client: pg.Client;
+  private readonly wire: Wire;
+  /** for escaping literals and identifiers (node-postgres's, connection-independent) */
+  private readonly pg: pg.Client;
   pid = 0;
   user = "";
   private columns = new Map<number, { insert: string[]; update: string[] }>();
@@ -110,16 +116,24 @@ export class Session {
   trips = 0;
 
   constructor(url: string) {
-    this.client = new pg.Client({ connectionString: url, application_name: "txfn-replay" });
-    const query = this.client.query.bind(this.client) as (...args: unknown[]) => unknown;
-    (this.client as unknown as { query: (...args: unknown[]) => unknown }).query = (...args: unknown[]) => {
-      this.trips++;
-      return query(...args);
-    };
+    this.pg = new pg.Client({ connectionString: url, application_name: "txfn-replay" });
+    this.wire = new Wire(this.pg);
+  }
+
+  /** One simple-query message (several statements: one round trip); each statement's result. */
+  query(text: string): Promise<WireResult[]> {
+    this.trips++;
+    return this.wire.query(text);
+  }
+
+  /** One statement with text parameters. */
+  queryParams(text: string, values: (string | null)[]): Promise<WireResult> {
+    this.trips++;
+    return this.wire.queryParams(text, values);
   }
 
   async connect(): Promise<void> {
-    await this.client.connect();
+    await this.wire.connect();
     // The scratch database is thrown away: its commits need not wait for the disk (visibility is
     // the same). Generic plans: the runtime's and the functions' prepared statements are planned
     // once per session instead of at every execution (measured: about 10% less server CPU per
@@ -129,19 +143,27 @@ export class Session {
     // txfn_replay_open: the invocation a BEGIN carries, parsed, inlined (txfn.invoke is an SQL
     // function) and planned once per session; each BEGIN's simple-query message then only
     // EXECUTEs it with literals (measured: parse, analysis and planning of the literal
-    // SELECT took about 12% of the server's CPU per replayed invocation).
-    const r = await this.client.query<{ p: number; u: string }>(
+    // SELECT took about 12% of the server's CPU per replayed invocation). txfn_replay_invoke:
+    // the same for an invocation that runs after its BEGIN.
+    const r = await this.query(
       "SET synchronous_commit = off; SET plan_cache_mode = force_generic_plan; " +
         "PREPARE txfn_replay_open(text, text, text, text, int) AS " +
         `SELECT pg_advisory_xact_lock(${UNIT_LOCK_CLASS}, $5), txfn.invoke($1, $2::jsonb, $3, $4::jsonb)::text AS e, pg_current_xact_id()::text AS x; ` +
+        "PREPARE txfn_replay_invoke(text, text, text, text) AS SELECT txfn.invoke($1, $2::jsonb, $3, $4::jsonb)::text AS e; " +
         "SELECT pg_backend_pid() AS p, current_user AS u",
-    ) as unknown as pg.QueryResult<{ p: number; u: string }>[];
-    this.pid = r[r.length - 1]!.rows[0]!.p;
-    this.user = r[r.length - 1]!.rows[0]!.u;
+    );
+    this.pid = Number(r[r.length - 1]!.rows[0]!.p);
+    this.user = r[r.length - 1]!.rows[0]!.u!;
   }
 
   async close(): Promise<void> {
-    await this.client.end().catch(() => {});
+    await this.wire.close();
+  }
+
+  /** The server processes that block `pid` (pg_blocking_pids). */
+  async blockingPids(pid: number): Promise<number[]> {
+    const b = (await this.queryParams("SELECT pg_blocking_pids($1::int)::text AS b", [String(pid)])).rows[0]!.b!;
+    return b === "{}" ? [] : b.slice(1, -1).split(",").map(Number);
   }
 
   /**
@@ -158,27 +180,26 @@ export class Session {
    *   else a retryable error of the invocation (the transaction is then aborted: roll it back).
    */
   async open(o: OpenOptions): Promise<Opened> {
-    const q = this.client;
+    const q = this.pg;
     const level = o.relax && o.isolation === "serializable" ? "REPEATABLE READ" : (ISOLATION_SQL[o.isolation] ?? "SERIALIZABLE");
     const setRole = o.role && o.role !== this.user ? `SET LOCAL ROLE ${q.escapeIdentifier(o.role)}; ` : "";
-    const lit = (v: string | null) => (v === null ? "NULL" : q.escapeLiteral(v));
     const lock = o.lock === undefined ? "NULL" : String(o.lock);
     const body = o.invoke
-      ? `EXECUTE txfn_replay_open(${lit(o.invoke.inv.function)}, ${lit(o.invoke.inv.input)}, ${lit(o.invoke.inv.key)}, ` +
-        `${lit(JSON.stringify(this.options(o.invoke.inv, o.invoke.version, o.relax)))}, ${lock})`
+      ? `EXECUTE txfn_replay_open(${this.invokeArgs(o.invoke.inv, o.invoke.version, o.relax)}, ${lock})`
       : `SELECT pg_advisory_xact_lock(${UNIT_LOCK_CLASS}, ${lock}), pg_current_xact_id()::text AS x`;
     const wait = o.waitFor?.length
       ? `BEGIN; SELECT ${o.waitFor.map((u) => `pg_advisory_xact_lock_shared(${UNIT_LOCK_CLASS}, ${u})`).join(", ")}; COMMIT; `
       : "";
     const text = `${o.commitFirst ? "COMMIT; " : ""}${wait}BEGIN ISOLATION LEVEL ${level}; ${setRole}${body}`;
     try {
-      const row = Session.lastRow(await q.query(text))!;
-      const xid = xid8(row.x as string);
-      return o.invoke ? { xid, run: { envelope: JSON.parse(row.e as string) as Envelope } } : { xid };
+      const r = await this.query(text);
+      const row = r[r.length - 1]!.rows[0]!;
+      const xid = xid8(row.x!);
+      return o.invoke ? { xid, run: { envelope: JSON.parse(row.e!) as Envelope } } : { xid };
     } catch (err) {
       if (o.commitFirst) {
-        await q.query("ROLLBACK").catch(() => {});
-        const st = o.previousXid == null ? "committed" : (await q.query<{ s: string | null }>("SELECT pg_xact_status($1::xid8) AS s", [String(o.previousXid)])).rows[0]!.s;
+        await this.query("ROLLBACK").catch(() => {});
+        const st = o.previousXid == null ? "committed" : (await this.queryParams("SELECT pg_xact_status($1::xid8) AS s", [String(o.previousXid)])).rows[0]!.s;
         if (st !== "committed") throw new OpenError(err, false);
         if (isRetryable(err) || !o.invoke) throw new OpenError(err, true);
       } else if (isRetryable(err) || !o.invoke) {
@@ -189,9 +210,11 @@ export class Session {
     }
   }
 
-  private static lastRow(res: unknown): Record<string, unknown> | undefined {
-    const list = Array.isArray(res) ? (res as pg.QueryResult[]) : [res as pg.QueryResult];
-    return list[list.length - 1]!.rows[0];
+  /** txfn.invoke's four arguments for a recorded invocation, as SQL literals (hot path: no closures). */
+  private invokeArgs(inv: RecordedInvocation, version: number, relax: boolean): string {
+    const q = this.pg;
+    return `${q.escapeLiteral(inv.function)}, ${q.escapeLiteral(inv.input)}, ${inv.key === null ? "NULL" : q.escapeLiteral(inv.key)}, ` +
+      q.escapeLiteral(JSON.stringify(this.options(inv, version, relax)));
   }
 
   private options(inv: RecordedInvocation, version: number, relax: boolean): Record<string, unknown> {
@@ -205,12 +228,8 @@ export class Session {
   /** Runs one recorded invocation at bundle `version`; an SQL error is returned, not thrown, unless retryable. */
   async invoke(inv: RecordedInvocation, version: number, relax = false): Promise<InvocationRun> {
     try {
-      const r = await this.client.query<{ e: string }>({
-        name: "txfn_replay_invoke",
-        text: "SELECT txfn.invoke($1, $2::jsonb, $3, $4::jsonb)::text AS e",
-        values: [inv.function, inv.input, inv.key, JSON.stringify(this.options(inv, version, relax))],
-      });
-      return { envelope: JSON.parse(r.rows[0]!.e) as Envelope };
+      const r = await this.query(`EXECUTE txfn_replay_invoke(${this.invokeArgs(inv, version, relax)})`);
+      return { envelope: JSON.parse(r[0]!.rows[0]!.e!) as Envelope };
     } catch (err) {
       if (isRetryable(err)) throw err;
       const e = err as { code?: string; message: string };
@@ -228,25 +247,26 @@ export class Session {
   async redo(changes: RowChange[], tables: Map<number, TableInfo>, replicaRole: boolean): Promise<number> {
     if (changes.length === 0) return 0;
     let missed = 0;
-    if (replicaRole) await this.client.query("SET LOCAL session_replication_role = replica");
+    if (replicaRole) await this.query("SET LOCAL session_replication_role = replica");
     for (const ch of changes) {
       const t = tables.get(ch.tableId);
       if (!t?.exists) continue;
       if ((await this.redoOne(ch, t)) === 0) missed++;
     }
-    if (replicaRole) await this.client.query("SET LOCAL session_replication_role = origin");
+    if (replicaRole) await this.query("SET LOCAL session_replication_role = origin");
     return missed;
   }
 
   private async cols(t: TableInfo, name: string): Promise<{ insert: string[]; update: string[] }> {
     let c = this.columns.get(t.id);
     if (!c) {
-      const r = await this.client.query<{ a: string; identity: string }>(
+      const added = `{${(t.addedSince ?? []).map((x) => `"${x.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
+      const r = await this.queryParams(
         "SELECT quote_ident(attname) AS a, attidentity AS identity FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 " +
           "AND NOT attisdropped AND attgenerated = '' AND NOT (attname::text = ANY($2::text[])) ORDER BY attnum",
-        [name, t.addedSince ?? []], // columns added since the trace keep their defaults / today's values
+        [name, added], // columns added since the trace keep their defaults / today's values
       );
-      c = { insert: r.rows.map((x) => x.a), update: r.rows.filter((x) => x.identity !== "a").map((x) => x.a) };
+      c = { insert: r.rows.map((x) => x.a!), update: r.rows.filter((x) => x.identity !== "a").map((x) => x.a!) };
       this.columns.set(t.id, c);
     }
     return c;
@@ -254,7 +274,7 @@ export class Session {
 
   /** Applies one recorded change; returns the rows it changed. */
   private async redoOne(ch: RowChange, t: TableInfo): Promise<number> {
-    const q = this.client;
+    const q = this.pg;
     const name = `${q.escapeIdentifier(t.schema)}.${q.escapeIdentifier(t.name)}`;
     const cols = await this.cols(t, name);
     // A table without a key: the row whose value (less columns added since the trace) is the recorded one.
@@ -264,23 +284,23 @@ export class Session {
         ? t.keyColumns.map((k) => `t.${q.escapeIdentifier(k)} = ${alias}.${q.escapeIdentifier(k)}`).join(" AND ")
         : `t.ctid = (SELECT ctid FROM ${name} z WHERE (to_jsonb(z)${added}) = $2::jsonb LIMIT 1)`;
     if (ch.op === "I") {
-      const r = await q.query(
+      const r = await this.queryParams(
         `INSERT INTO ${name} (${cols.insert.join(", ")}) OVERRIDING SYSTEM VALUE SELECT ${cols.insert.map((x) => `r.${x}`).join(", ")} ` +
           `FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r`,
         [ch.newRow],
       );
-      return r.rowCount ?? 0;
+      return r.rowCount;
     } else if (ch.op === "U") {
       const set = cols.update.length === 1
         ? `${cols.update[0]} = (SELECT r.${cols.update[0]} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`
         : `(${cols.update.join(", ")}) = (SELECT ${cols.update.map((x) => `r.${x}`).join(", ")} FROM jsonb_populate_record(NULL::${name}, $1::jsonb) r)`;
       const where = t.keyColumns.length ? `FROM jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
-      const r = await q.query(`UPDATE ${name} t SET ${set} ${where}`, [ch.newRow, ch.oldKey ?? (t.keyColumns.length ? ch.key : ch.oldRow)]);
-      return r.rowCount ?? 0;
+      const r = await this.queryParams(`UPDATE ${name} t SET ${set} ${where}`, [ch.newRow, ch.oldKey ?? (t.keyColumns.length ? ch.key : ch.oldRow)]);
+      return r.rowCount;
     } else {
       const where = t.keyColumns.length ? `USING jsonb_populate_record(NULL::${name}, $2::jsonb) k WHERE ${match("k")}` : `WHERE ${match("k")}`;
-      const r = await q.query(`DELETE FROM ${name} t ${where.replace("$2", "$1")}`, [ch.key]);
-      return r.rowCount ?? 0;
+      const r = await this.queryParams(`DELETE FROM ${name} t ${where.replace("$2", "$1")}`, [ch.key]);
+      return r.rowCount;
     }
   }
 
@@ -290,15 +310,15 @@ export class Session {
    */
   async commit(xid: number | null): Promise<RowChange[] | null> {
     if (xid === null) {
-      await this.client.query("COMMIT");
+      await this.query("COMMIT");
       return null;
     }
-    const res = (await this.client.query(`COMMIT; ${CHANGE_SQL} WHERE p.xid = '${xid}'::xid8 ORDER BY p.seq`)) as unknown as pg.QueryResult[];
+    const res = await this.query(`COMMIT; ${CHANGE_SQL} WHERE p.xid = '${xid}'::xid8 ORDER BY p.seq`);
     return res[res.length - 1]!.rows.map(toRowChange);
   }
 
   async rollback(): Promise<void> {
-    await this.client.query("ROLLBACK");
+    await this.query("ROLLBACK");
   }
 }
 
