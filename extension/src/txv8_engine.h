@@ -10,9 +10,7 @@
 /* How one column list's query-result rows are built in one context (txv8_typeio_rows.cc). */
 struct txv8_row_factory
 {
-	std::vector<v8::Global<v8::Name>> names;	/* the live columns' names, in column order */
-	v8::Global<v8::Object> blank;	/* a row with every name, values undefined: cloned per row */
-	v8::Global<v8::Function> builder;	/* compiled JS for many-row results, on first use */
+	v8::Global<v8::Function> builder;	/* compiled JS building one row or many, on first use */
 };
 
 /* A JS context (globals, plv8 object) belonging to one effective user id. */
