@@ -84,6 +84,9 @@ export class Wire {
     socket.on("data", (b) => this.onData(b));
     socket.on("close", () => this.lost(new Error("Connection terminated")));
     socket.on("error", (e) => this.lost(e ?? new Error("connection error")));
+    // node-postgres reports a lost connection as an 'error' event of the client (which would
+    // throw with no listener); the pending queries get it through lost(), later ones from send().
+    this.client.on("error", () => {});
     this.socket = socket;
   }
 
@@ -154,7 +157,7 @@ export class Wire {
   private lost(err: Error): void {
     if (this.closed) return;
     this.closed = err;
-    for (const p of this.queue.splice(0)) p.reject(err);
+    for (const p of this.queue.splice(0)) p.reject(p.error ?? err); // e.g. the FATAL that ended it
   }
 
   private onData(chunk: Buffer): void {
