@@ -15,7 +15,8 @@
  *
  * `--perf-node` records this Node process with perf over the run phase as well (all its threads:
  * V8's compiler and garbage collector included, which V8's profiler does not show); run with
- * NODE_OPTIONS=--perf-basic-prof for JavaScript function names.
+ * NODE_OPTIONS=--perf-basic-prof for JavaScript function names (V8 then also leaves
+ * isolate-*-v8.log files in the working directory, and /tmp/perf-<pid>.map: delete them after).
  *
  * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf --no-node-profile --perf-node --max-connections 24 --before DIR]
  * Needs perf allowed to profile the server's processes (root, or kernel.perf_event_paranoid ≤ 1).
