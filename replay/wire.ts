@@ -61,7 +61,10 @@ export class Wire {
   /** the server process of this connection */
   pid = 0;
   private socket: Socket | null = null;
-  private buf: Buffer = EMPTY;
+  /** the start of a message not complete yet, in the chunks it came in, and the bytes it needs */
+  private partial: Buffer[] = [];
+  private partialBytes = 0;
+  private partialNeeds = 0;
   private readonly queue: Pending[] = [];
   /** columns of the current result (RowDescription) */
   private fields: string[] = [];
@@ -161,7 +164,15 @@ export class Wire {
   }
 
   private onData(chunk: Buffer): void {
-    let b = this.buf.length ? Buffer.concat([this.buf, chunk]) : chunk;
+    let b = chunk;
+    if (this.partial.length) {
+      // A message longer than a read (a wide row) is joined once, when all of it is here.
+      this.partial.push(chunk);
+      this.partialBytes += chunk.length;
+      if (this.partialBytes < this.partialNeeds) return;
+      b = Buffer.concat(this.partial, this.partialBytes);
+      this.partial = [];
+    }
     let at = 0;
     while (b.length - at >= 5) {
       const len = b.readInt32BE(at + 1);
@@ -169,8 +180,12 @@ export class Wire {
       this.message(b[at]!, b, at + 5, at + 1 + len);
       at += 1 + len;
     }
-    this.buf = at === b.length ? EMPTY : b.subarray(at);
-    b = EMPTY;
+    if (at < b.length) {
+      const rest = b.subarray(at);
+      this.partial = [rest];
+      this.partialBytes = rest.length;
+      this.partialNeeds = rest.length >= 5 ? 1 + rest.readInt32BE(1) : 5;
+    }
   }
 
   /** One backend message: type, and its payload as b[start, end). */

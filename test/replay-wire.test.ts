@@ -1,6 +1,6 @@
 // replay/wire.ts, the protocol connection of replay's scratch sessions, against the real cluster:
 // every statement's result of a multi-statement message, text values and NULLs, row counts,
-// parameters (NULL and non-ASCII text), server errors with their SQLSTATE (the rest of the message
+// parameters (NULL and non-ASCII text), rows wider than a read, server errors with their SQLSTATE (the rest of the message
 // skipped, the connection usable after), and a connection the server ends.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -32,6 +32,16 @@ describe("Wire", () => {
     expect(r.rows).toEqual([{ a: "é€😀", n: "t", l: "2" }]);
     const u = await w.queryParams("UPDATE t SET b = $1 WHERE a = $2", ["y", "2"]);
     expect(u.rowCount).toBe(1);
+  });
+
+  it("reads rows wider than a socket read, and many rows in one reply", async () => {
+    const [wide] = await w.query("SELECT repeat('ab€', 400000) AS v, 7 AS k");
+    expect(wide!.rows[0]!.v!.length).toBe(1_200_000);
+    expect(wide!.rows[0]!.v!.slice(0, 6)).toBe("ab€ab€");
+    expect(wide!.rows[0]!.k).toBe("7");
+    const [many] = await w.query("SELECT g::text AS g FROM generate_series(1, 50000) g");
+    expect(many!.rowCount).toBe(50000);
+    expect(many!.rows[49999]!.g).toBe("50000");
   });
 
   it("rejects with the server's error and SQLSTATE; the rest of the message does not run; the connection goes on", async () => {
