@@ -2,18 +2,26 @@
  * A lean PostgreSQL protocol connection for replay's scratch sessions.
  *
  * A replayed invocation costs its session a message or two (BEGIN with the invocation, COMMIT),
- * ~15,600 for the bench's 10,000-invocation trace. Through node-postgres each one went through
- * its query queue, a Query and a Result per statement, an event per protocol message, type
- * parsers and Node's readable stream (measured with perf over a replay's run phase: node-postgres
- * and the stream machinery were half of the Node process's main-thread CPU). Replay needs none
- * of that: every value it reads is text, it sends one message at a time per session, and it
- * needs rows, row counts and errors. node-postgres still opens the connection (every URL form,
- * TLS, every authentication method); this class then reads the socket itself.
+ * ~15,600 for the bench's 10,000-invocation trace. Through node-postgres's Client each one went
+ * through its query queue, a Query and a Result per statement, an event per protocol message,
+ * type parsers and Node's readable stream (measured with perf over a replay's run phase:
+ * node-postgres and the stream machinery were half of the Node process's main-thread CPU).
+ * Replay needs none of that: every value it reads is text, it sends one message at a time per
+ * session, and it needs rows, row counts and errors.
  *
- * Results are rows of text (null for NULL) keyed by column name; errors are WireError with the
- * server's SQLSTATE in `code`, as node-postgres gives them.
+ * So node-postgres's Client opens the connection (every URL form, TLS, every authentication
+ * method), and this class then talks on its socket with node-postgres's own protocol codec,
+ * pg-protocol: its serializer builds every message sent, its parser frames and decodes every
+ * message read (partial and multi-read messages included). What is ours is only the bookkeeping
+ * of which reply belongs to which query.
+ *
+ * Results are rows of text (null for NULL) keyed by column name; errors are WireError
+ * (pg-protocol's DatabaseError, the class node-postgres throws) with the server's SQLSTATE in
+ * `code`.
  */
 import pg from "pg";
+import { DatabaseError, parse, serialize } from "pg-protocol";
+import type { BackendMessage, CommandCompleteMessage, DataRowMessage, RowDescriptionMessage } from "pg-protocol/dist/messages.js";
 
 /** One statement's result. */
 export interface WireResult {
@@ -24,49 +32,45 @@ export interface WireResult {
   rows: Record<string, string | null>[];
 }
 
-/** An ErrorResponse of the server: `code` is the SQLSTATE. */
-export class WireError extends Error {
-  code: string | undefined;
-  severity: string | undefined;
-  detail: string | undefined;
-  hint: string | undefined;
-
-  constructor(fields: Map<string, string>) {
-    super(fields.get("M") ?? "unknown server error");
-    this.code = fields.get("C");
-    this.severity = fields.get("S");
-    this.detail = fields.get("D");
-    this.hint = fields.get("H");
-  }
-}
+/** An ErrorResponse of the server (pg-protocol's DatabaseError): `code` is the SQLSTATE. */
+export { DatabaseError as WireError };
 
 interface Pending {
   results: WireResult[];
-  error: WireError | null;
+  error: DatabaseError | null;
   resolve: (r: WireResult[]) => void;
   reject: (e: Error) => void;
 }
 
-interface Socket {
+/** What Wire uses of node-postgres's connection socket (a net.Socket or tls.TLSSocket). */
+interface Socket extends NodeJS.ReadableStream {
   write(b: Buffer): boolean;
-  on(event: "data", f: (b: Buffer) => void): unknown;
-  on(event: "close" | "error", f: (e?: Error) => void): unknown;
-  removeAllListeners(event: string): unknown;
 }
 
-const EMPTY = Buffer.alloc(0);
+/**
+ * The socket of a connected node-postgres Client, taken over: node-postgres's reader of it is
+ * removed (the connection is idle — connect() resolved after ReadyForQuery — so it holds no
+ * unread message). This is the one place that depends on node-postgres's internals
+ * (`client.connection.stream`, `client.processID`; pg 8).
+ * @throws Error when they are not where pg 8 keeps them.
+ */
+function takeSocket(client: pg.Client): { socket: Socket; pid: number } {
+  const c = client as unknown as { connection?: { stream?: Socket }; processID?: number };
+  const socket = c.connection?.stream;
+  if (!socket || typeof socket.write !== "function" || typeof socket.removeAllListeners !== "function" || typeof c.processID !== "number") {
+    throw new Error("replay: node-postgres's connection socket is not accessible (client.connection.stream, client.processID: pg major version changed?)");
+  }
+  socket.removeAllListeners("data");
+  return { socket, pid: c.processID };
+}
 
-/** A connection that sends queries and reads their results itself; node-postgres only opened it. */
+/** A connection that sends queries and reads their results with pg-protocol; node-postgres only opened it. */
 export class Wire {
   /** the server process of this connection */
   pid = 0;
   private socket: Socket | null = null;
-  /** the start of a message not complete yet, in the chunks it came in, and the bytes it needs */
-  private partial: Buffer[] = [];
-  private partialBytes = 0;
-  private partialNeeds = 0;
   private readonly queue: Pending[] = [];
-  /** columns of the current result (RowDescription) */
+  /** column names of the current result (RowDescription) */
   private fields: string[] = [];
   private rows: Record<string, string | null>[] = [];
   private closed: Error | null = null;
@@ -80,13 +84,11 @@ export class Wire {
    */
   async connect(): Promise<void> {
     await this.client.connect();
-    const socket = (this.client as unknown as { connection?: { stream?: Socket } }).connection?.stream;
-    if (!socket || typeof socket.write !== "function") throw new Error("replay: node-postgres's connection socket is not accessible (pg version?)");
-    this.pid = (this.client as unknown as { processID: number }).processID;
-    socket.removeAllListeners("data"); // node-postgres's parser: the connection is idle (ReadyForQuery read)
-    socket.on("data", (b) => this.onData(b));
+    const { socket, pid } = takeSocket(this.client);
+    this.pid = pid;
+    void parse(socket, (m) => this.message(m));
     socket.on("close", () => this.lost(new Error("Connection terminated")));
-    socket.on("error", (e) => this.lost(e ?? new Error("connection error")));
+    socket.on("error", (e?: Error) => this.lost(e ?? new Error("connection error")));
     // node-postgres reports a lost connection as an 'error' event of the client (which would
     // throw with no listener); the pending queries get it through lost(), later ones from send().
     this.client.on("error", () => {});
@@ -104,13 +106,7 @@ export class Wire {
    * @throws WireError of the first statement that failed (the server skips the rest).
    */
   query(text: string): Promise<WireResult[]> {
-    const body = Buffer.from(text, "utf8");
-    const m = Buffer.allocUnsafe(6 + body.length);
-    m[0] = 0x51; // Query
-    m.writeInt32BE(5 + body.length, 1);
-    body.copy(m, 5);
-    m[5 + body.length] = 0;
-    return this.send(m);
+    return this.send(serialize.query(text));
   }
 
   /**
@@ -119,32 +115,14 @@ export class Wire {
    * @throws WireError
    */
   async queryParams(text: string, values: (string | null)[]): Promise<WireResult> {
-    const parts: Buffer[] = [];
-    const msg = (type: number, payload: Buffer) => {
-      const h = Buffer.allocUnsafe(5);
-      h[0] = type;
-      h.writeInt32BE(4 + payload.length, 1);
-      parts.push(h, payload);
-    };
-    const sql = Buffer.from(text, "utf8");
-    const parse = Buffer.alloc(1 + sql.length + 1 + 2); // "" name, text, no parameter types
-    sql.copy(parse, 1);
-    msg(0x50, parse);
-    const vals = values.map((v) => (v === null ? null : Buffer.from(v, "utf8")));
-    const bind = Buffer.alloc(2 + 2 + 2 + vals.reduce((n, v) => n + 4 + (v?.length ?? 0), 0) + 2);
-    let o = 2; // "" portal, "" statement
-    o = bind.writeInt16BE(0, o); // all parameters text
-    o = bind.writeInt16BE(vals.length, o);
-    for (const v of vals) {
-      o = bind.writeInt32BE(v === null ? -1 : v.length, o);
-      if (v) o += v.copy(bind, o);
-    }
-    bind.writeInt16BE(0, o); // all results text
-    msg(0x42, bind);
-    msg(0x44, Buffer.from([0x50, 0])); // Describe portal ""
-    msg(0x45, Buffer.from([0, 0, 0, 0, 0])); // Execute portal "", all rows
-    msg(0x53, EMPTY); // Sync
-    const r = await this.send(Buffer.concat(parts));
+    const m = Buffer.concat([
+      serialize.parse({ text }),
+      serialize.bind({ values }), // strings as text, null as NULL; results as text
+      serialize.describe({ type: "P" }),
+      serialize.execute(),
+      serialize.sync(),
+    ]);
+    const r = await this.send(m);
     return r[r.length - 1]!;
   }
 
@@ -163,63 +141,23 @@ export class Wire {
     for (const p of this.queue.splice(0)) p.reject(p.error ?? err); // e.g. the FATAL that ended it
   }
 
-  private onData(chunk: Buffer): void {
-    let b = chunk;
-    if (this.partial.length) {
-      // A message longer than a read (a wide row) is joined once, when all of it is here.
-      this.partial.push(chunk);
-      this.partialBytes += chunk.length;
-      if (this.partialBytes < this.partialNeeds) return;
-      b = Buffer.concat(this.partial, this.partialBytes);
-      this.partial = [];
-    }
-    let at = 0;
-    while (b.length - at >= 5) {
-      const len = b.readInt32BE(at + 1);
-      if (b.length - at < 1 + len) break;
-      this.message(b[at]!, b, at + 5, at + 1 + len);
-      at += 1 + len;
-    }
-    if (at < b.length) {
-      const rest = b.subarray(at);
-      this.partial = [rest];
-      this.partialBytes = rest.length;
-      this.partialNeeds = rest.length >= 5 ? 1 + rest.readInt32BE(1) : 5;
-    }
-  }
-
-  /** One backend message: type, and its payload as b[start, end). */
-  private message(type: number, b: Buffer, start: number, end: number): void {
+  /** One backend message, as pg-protocol's parser decoded it. */
+  private message(m: BackendMessage): void {
     const p = this.queue[0];
-    switch (type) {
-      case 0x54: { // RowDescription
-        const n = b.readInt16BE(start);
-        const fields: string[] = [];
-        let o = start + 2;
-        for (let k = 0; k < n; k++) {
-          const z = b.indexOf(0, o);
-          fields.push(b.toString("utf8", o, z));
-          o = z + 1 + 18; // table oid, column, type oid, size, modifier, format
-        }
-        this.fields = fields;
+    switch (m.name) {
+      case "rowDescription":
+        this.fields = (m as RowDescriptionMessage).fields.map((f) => f.name);
         this.rows = [];
         return;
-      }
-      case 0x44: { // DataRow
-        const n = b.readInt16BE(start);
+      case "dataRow": {
+        const values = (m as DataRowMessage).fields as (string | null)[];
         const row: Record<string, string | null> = {};
-        let o = start + 2;
-        for (let k = 0; k < n; k++) {
-          const len = b.readInt32BE(o);
-          o += 4;
-          row[this.fields[k]!] = len < 0 ? null : b.toString("utf8", o, o + len);
-          if (len > 0) o += len;
-        }
+        for (let k = 0; k < values.length; k++) row[this.fields[k]!] = values[k]!;
         this.rows.push(row);
         return;
       }
-      case 0x43: { // CommandComplete
-        const command = b.toString("utf8", start, end - 1);
+      case "commandComplete": {
+        const command = (m as CommandCompleteMessage).text;
         const sp = command.lastIndexOf(" ");
         const count = sp < 0 ? NaN : Number(command.slice(sp + 1));
         p?.results.push({ command, rowCount: Number.isFinite(count) ? count : 0, rows: this.rows });
@@ -227,32 +165,24 @@ export class Wire {
         this.rows = [];
         return;
       }
-      case 0x49: // EmptyQueryResponse
+      case "emptyQuery":
         p?.results.push({ command: "", rowCount: 0, rows: [] });
         return;
-      case 0x45: { // ErrorResponse
-        const fields = new Map<string, string>();
-        let o = start;
-        while (o < end && b[o] !== 0) {
-          const z = b.indexOf(0, o + 1);
-          fields.set(String.fromCharCode(b[o]!), b.toString("utf8", o + 1, z));
-          o = z + 1;
-        }
-        const err = new WireError(fields);
+      case "error": {
+        const err = m as DatabaseError;
         if (p) p.error ??= err;
         else this.lost(err); // FATAL outside a query (e.g. terminated by the administrator)
         this.fields = [];
         this.rows = [];
         return;
       }
-      case 0x5a: { // ReadyForQuery
+      case "readyForQuery":
         this.queue.shift();
         if (!p) return;
         if (p.error) p.reject(p.error);
         else p.resolve(p.results);
         return;
-      }
-      default: // ParseComplete, BindComplete, NoData, notices, parameter status, notifications
+      default: // parseComplete, bindComplete, noData, notices, parameter status, notifications
         return;
     }
   }

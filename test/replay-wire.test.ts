@@ -1,7 +1,8 @@
 // replay/wire.ts, the protocol connection of replay's scratch sessions, against the real cluster:
 // every statement's result of a multi-statement message, text values and NULLs, row counts,
 // parameters (NULL and non-ASCII text), rows wider than a read, server errors with their SQLSTATE (the rest of the message
-// skipped, the connection usable after), and a connection the server ends.
+// skipped, the connection usable after), a connection the server ends, and a clear error when
+// node-postgres's socket is not where wire.ts takes it from.
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Wire, WireError } from "../replay/wire.ts";
@@ -47,8 +48,10 @@ describe("Wire", () => {
   it("rejects with the server's error and SQLSTATE; the rest of the message does not run; the connection goes on", async () => {
     const err = await w.query("SELECT 1; SELECT 1/0; INSERT INTO t VALUES (3, 'z')").catch((e: unknown) => e);
     expect(err).toBeInstanceOf(WireError);
+    expect(err).toBeInstanceOf(pg.DatabaseError); // the class node-postgres throws
     expect((err as WireError).code).toBe("22012");
     expect((err as WireError).message).toMatch(/division by zero/);
+    expect((err as WireError).severity).toBe("ERROR");
     const bad = await w.queryParams("SELECT $1::int", ["nope"]).catch((e: unknown) => e);
     expect((bad as WireError).code).toBe("22P02");
     expect((await w.query("SELECT count(*) AS n FROM t"))[0]!.rows[0]!.n).toBe("2");
@@ -71,5 +74,10 @@ describe("Wire", () => {
       await killer.end();
       await other.close();
     }
+  });
+
+  it("says so when node-postgres's connection socket is not where it takes it from", async () => {
+    const client = { connect: async () => {}, on: () => {}, end: async () => {} } as unknown as pg.Client;
+    await expect(new Wire(client).connect()).rejects.toThrow(/connection socket is not accessible/);
   });
 });
