@@ -14,15 +14,19 @@
  * and this one, starting with it: an A/B of two versions on the same trace under the same load.
  *
  * `--perf-node` records this Node process with perf over the run phase as well (all its threads:
- * V8's compiler and garbage collector included, which V8's profiler does not show); run with
- * NODE_OPTIONS=--perf-basic-prof for JavaScript function names (V8 then also leaves
- * isolate-*-v8.log files in the working directory, and /tmp/perf-<pid>.map: delete them after).
+ * V8's compiler and garbage collector included, which V8's profiler does not show). For
+ * JavaScript function names the script then runs itself again in a child Node with
+ * --perf-basic-prof (no NODE_OPTIONS needed); the isolate-*-v8.log files V8 writes with it go to
+ * a temporary folder removed after, not the working directory. V8's /tmp/perf-<pid>.map stays:
+ * `perf report` of the kept data files needs it for the function names (delete it after).
  *
  * Usage: npx tsx bench/replay/profile.ts [--invocations 10000 --concurrency 8 --rounds 1 --record --no-perf --no-node-profile --perf-node --max-connections 24 --before DIR]
  * Needs perf allowed to profile the server's processes (root, or kernel.perf_event_paranoid ≤ 1).
  */
 import { spawn, spawnSync } from "node:child_process";
-import { writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { Session as Inspector } from "node:inspector/promises";
 import { parseArgs } from "node:util";
 import pg from "pg";
@@ -45,6 +49,27 @@ const { values: args } = parseArgs({
     "max-connections": { type: "string", default: "24" },
   },
 });
+
+if (args["perf-node"] && !process.env.TXFN_PROFILE_PERF_CHILD) process.exit(await runWithPerfMap());
+
+/**
+ * Runs this script again in a child Node with --perf-basic-prof (perf then names JavaScript
+ * functions), V8's isolate-*-v8.log files written to a temporary folder removed when it ends.
+ * @returns the child's exit code.
+ */
+async function runWithPerfMap(): Promise<number> {
+  const logs = mkdtempSync(join(tmpdir(), "txfn-replay-v8-"));
+  try {
+    const child = spawn(process.execPath, [...process.execArgv, "--perf-basic-prof", `--logfile=${join(logs, "v8.log")}`, ...process.argv.slice(1)], {
+      stdio: "inherit",
+      env: { ...process.env, TXFN_PROFILE_PERF_CHILD: "1" },
+    });
+    const code = await new Promise<number | null>((r) => child.on("exit", (c) => r(c)));
+    return code ?? 1; // null: ended by a signal
+  } finally {
+    rmSync(logs, { recursive: true, force: true });
+  }
+}
 
 const DB = "txfn_bench_replay_profile";
 const base = await databaseUrl();
