@@ -1,4 +1,4 @@
-/* txv8_engine.cc: V8 start-up per backend, per-user contexts, memory limit, stack limit, termination. */
+/* txv8_engine.cc: V8 start-up per backend, per-user contexts, memory limit, stack limit and the cancel watchdog. */
 #include "txv8_engine.h"
 
 #include <atomic>
@@ -60,9 +60,13 @@ txv8_engine_define_gucs(void)
 	MarkGUCPrefixReserved("txv8");
 }
 
-/* ---------- termination (the watchdog that requests it is txv8_watchdog.cc) ---------- */
+/* ---------- watchdog: turns a pending cancel / die into TerminateExecution ---------- */
 
+static std::atomic<bool> wd_active{false};
+static std::atomic<bool> wd_sleeping{false};
 static std::atomic<bool> txv8_terminate_pending{false};
+static pthread_mutex_t wd_mutex = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t wd_cond = PTHREAD_COND_INITIALIZER;
 
 void
 txv8_request_terminate(void)
@@ -99,6 +103,61 @@ txv8_terminate_now(void)
 	if (v8::Script::Compile(ctx, v8::String::NewFromUtf8Literal(iso, "0")).ToLocal(&s))
 		if (!s->Run(ctx).ToLocal(&r))
 			return;
+}
+
+/* Runs on the main thread, inside JS: terminate only if the cancel is still pending now. */
+static void
+txv8_interrupt_check(v8::Isolate *, void *)
+{
+	if (txv8_cancel_pending())
+		txv8_request_terminate();
+}
+
+/*
+ * While JS runs, poll PostgreSQL's interrupt flags every 10 ms (they are set by signal
+ * handlers in the main thread; reading them here is a benign race). The watchdog never
+ * terminates by itself: it asks V8 to run txv8_interrupt_check on the main thread, so a
+ * request that arrives late (the statement it was meant for already over) does nothing.
+ * When idle, sleep on a condition variable so idle backends cost nothing. The isolate
+ * is only touched under wd_mutex, which the main thread also holds while disposing of it.
+ */
+static void *
+txv8_watchdog_main(void *)
+{
+	for (;;)
+	{
+		pthread_mutex_lock(&wd_mutex);
+		if (!wd_active.load())
+		{
+			wd_sleeping.store(true);
+			while (!wd_active.load())
+				pthread_cond_wait(&wd_cond, &wd_mutex);
+			wd_sleeping.store(false);
+		}
+		pthread_mutex_unlock(&wd_mutex);
+
+		struct timespec ts = {0, 10 * 1000 * 1000};
+
+		nanosleep(&ts, nullptr);
+
+		pthread_mutex_lock(&wd_mutex);
+		if (wd_active.load() && txv8_cancel_pending() && txv8_isolate)
+			txv8_isolate->RequestInterrupt(txv8_interrupt_check, nullptr);
+		pthread_mutex_unlock(&wd_mutex);
+	}
+	return nullptr;
+}
+
+static void
+txv8_watchdog_wake(void)
+{
+	wd_active.store(true);
+	if (wd_sleeping.load())
+	{
+		pthread_mutex_lock(&wd_mutex);
+		pthread_cond_signal(&wd_cond);
+		pthread_mutex_unlock(&wd_mutex);
+	}
 }
 
 /* ---------- memory ---------- */
@@ -208,7 +267,10 @@ txv8_isolate_create(void)
 		v8::V8::InitializePlatform(txv8_platform);
 		v8::V8::Initialize();
 
-		txv8_watchdog_start();
+		pthread_t	wd;
+
+		pthread_create(&wd, nullptr, txv8_watchdog_main, nullptr);
+		pthread_detach(wd);
 
 		pg_stack_base_t base = set_stack_base();
 
@@ -246,8 +308,9 @@ txv8_isolate_create(void)
 	txv8_oom_hit = false;
 	txv8_terminate_pending.store(false);
 
+	pthread_mutex_lock(&wd_mutex);
 	txv8_isolate = isolate;
-	txv8_watchdog_set_isolate(isolate);
+	pthread_mutex_unlock(&wd_mutex);
 }
 
 static void
@@ -281,10 +344,11 @@ txv8_isolate_dispose(void)
 	txv8_graveyard->clear();
 	txv8_last_context = nullptr;
 
+	pthread_mutex_lock(&wd_mutex);
 	v8::Isolate *isolate = txv8_isolate;
 
-	txv8_watchdog_set_isolate(nullptr);	/* waits until the watchdog is done with it */
 	txv8_isolate = nullptr;
+	pthread_mutex_unlock(&wd_mutex);
 	isolate->Exit();
 	isolate->Dispose();
 	delete txv8_allocator;
@@ -308,14 +372,14 @@ txv8_entry::txv8_entry()
 		txv8_isolate->SetStackLimit((uintptr_t) txv8_stack_base - (uintptr_t) max_stack_depth * 1024);
 		txv8_stack_limit_for = max_stack_depth;
 	}
-	txv8_watchdog_enter();
+	txv8_watchdog_wake();
 }
 
 txv8_entry::~txv8_entry()
 {
 	if (--txv8_depth > 0)
 		return;
-	txv8_watchdog_leave();
+	wd_active.store(false);
 	if (txv8_terminate_pending.exchange(false))
 		txv8_isolate->CancelTerminateExecution();
 	if (txv8_oom_hit)

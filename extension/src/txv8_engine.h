@@ -42,18 +42,6 @@ void		txv8_context_info(StringInfo buf);	/* txv8_info(): one JSON object per con
 /* Ask V8 to stop running JS (thread-safe); the reason is recorded by the caller. */
 void		txv8_request_terminate(void);
 
-/*
- * The cancel watchdog (txv8_watchdog.cc): a thread that turns a cancel or die request
- * arriving while JS runs into txv8_request_terminate() on the main thread.
- * txv8_watchdog_start: once per backend, with every signal blocked (the thread inherits
- * the mask); set_isolate: the isolate it may interrupt (nullptr before disposal; returns
- * once the thread no longer uses the old one); enter/leave: the outermost JS execution.
- */
-void		txv8_watchdog_start(void);
-void		txv8_watchdog_set_isolate(v8::Isolate *isolate);
-void		txv8_watchdog_enter(void);
-void		txv8_watchdog_leave(void);
-
 /* A cancel or die request PostgreSQL has not processed yet (reads its signal-set flags). */
 static inline bool
 txv8_cancel_pending(void)
