@@ -19,7 +19,11 @@
  * CPU share is printed: client and server share the cores.
  *
  * Usage: npm run bench:invoke [-- --seconds 5 --rounds 3 --skus 10000 --concurrency 1,4,8 --async-commit
- *        --variants txfn,plpgsql,plpgsql-idem,js-bare,js-direct,node-pg]
+ *        --warmup 1000 --variants txfn,plpgsql,plpgsql-idem,js-bare,js-direct,node-pg]
+ * --warmup N: before the rounds, every pooled connection (as many as the highest concurrency)
+ * serves N untimed calls of every variant, so each backend's plans and V8's optimised code are
+ * as warm at c=8 as at c=1 (a production pool's backends live long; V8 optimises a backend's
+ * hot functions only after some hundreds of calls: extension/README.md). 0 skips it.
  * --async-commit sets synchronous_commit = off for every variant: commits stop waiting for the
  * WAL flush, so the run measures CPU cost without the disk (useful when other work shares it).
  * Uses DATABASE_URL or the private cluster; creates (and drops) a database txfn_bench_invoke.
@@ -41,6 +45,7 @@ const { values: args } = parseArgs({
     skus: { type: "string", default: "10000" },
     concurrency: { type: "string", default: "1,4,8" },
     variants: { type: "string", default: "txfn,plpgsql,plpgsql-idem,js-bare,js-direct,node-pg" },
+    warmup: { type: "string", default: "1000" },
     keep: { type: "boolean", default: false },
     "async-commit": { type: "boolean", default: false },
   },
@@ -48,6 +53,11 @@ const { values: args } = parseArgs({
 const SECONDS = Number(args.seconds);
 const ROUNDS = Number(args.rounds);
 const SKUS = Number(args.skus);
+const WARMUP = Number(args.warmup);
+if (!Number.isInteger(WARMUP) || WARMUP < 0) {
+  console.error(`bench/invoke: --warmup must be a whole number of calls ≥ 0, got ${JSON.stringify(args.warmup)}`);
+  process.exit(2);
+}
 const LEVELS = args.concurrency.split(",").map(Number);
 const DB = "txfn_bench_invoke";
 
@@ -167,6 +177,22 @@ async function round(pool: pg.Pool, variant: Variant, concurrency: number): Prom
   }
 }
 
+/** Every one of `connections` pooled connections serves WARMUP calls of each variant, untimed. */
+async function warmUp(pool: pg.Pool, connections: number): Promise<void> {
+  const t0 = performance.now();
+  const conns = await Promise.all(Array.from({ length: connections }, () => pool.connect()));
+  try {
+    await Promise.all(
+      conns.map(async (c) => {
+        for (const v of VARIANTS) for (let i = 0; i < WARMUP; i++) await call(v, c);
+      }),
+    );
+  } finally {
+    for (const c of conns) c.release();
+  }
+  console.log(`warm-up: ${WARMUP} calls of each variant on each of ${connections} connections (${((performance.now() - t0) / 1000).toFixed(0)} s)`);
+}
+
 async function main(): Promise<void> {
   const scratch = await scratchDatabase(DB);
   const url = new URL(scratch.url);
@@ -189,7 +215,9 @@ async function main(): Promise<void> {
     if (!(major! > 1 || (major === 1 && minor! >= 1))) VARIANTS = VARIANTS.filter((v) => v !== "js-direct"); // txv8 < 1.1
     await setup.end();
 
-    const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), application_name: "bench-invoke" });
+    // idleTimeoutMillis 0: no idle connection is closed between rounds (pg's default closes it
+    // after 10 s, so each c=8 round started on new, cold backends after the c=1 rounds).
+    const pool = new pg.Pool({ connectionString: url.toString(), max: Math.max(...LEVELS), idleTimeoutMillis: 0, application_name: "bench-invoke" });
     pool.on("connect", (c) => {
       void c.query("SET default_transaction_isolation = 'serializable'");
       if (args["async-commit"]) void c.query("SET synchronous_commit = off");
@@ -199,6 +227,7 @@ async function main(): Promise<void> {
       `bench/invoke: PostgreSQL ${server_version}, bundle v${deployed.version} on ${deployed.language}, ${SKUS} SKUs, 3 items/order, ` +
         `SERIALIZABLE, ${args["async-commit"] ? "synchronous_commit off, " : ""}${ROUNDS} rounds × ${SECONDS}s per variant and concurrency (variants alternate)`,
     );
+    if (WARMUP > 0) await warmUp(pool, Math.max(...LEVELS));
     const results: Round[] = [];
     for (let r = 0; r < ROUNDS; r++) {
       for (const c of LEVELS) {
