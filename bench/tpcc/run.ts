@@ -199,7 +199,15 @@ async function main(): Promise<void> {
       dbosLaunched = true;
     }
     // The isolation is set per connection, at connect (a startup option): every call stays one statement.
-    const pool = new pg.Pool({ connectionString: appUrl, max: MAX_C, application_name: "bench-tpcc", options: "-c default_transaction_isolation=repeatable\\ read" });
+    // idleTimeoutMillis 0: the warmed connections stay for every round (pg's default closes one idle
+    // for 10 s, so the c=4 and c=8 rounds began on new backends, cold for txv8's compiled code).
+    const pool = new pg.Pool({
+      connectionString: appUrl,
+      max: MAX_C,
+      idleTimeoutMillis: 0,
+      application_name: "bench-tpcc",
+      options: "-c default_transaction_isolation=repeatable\\ read",
+    });
     pool.on("error", () => {});
     const ctx: Ctx = { pool, appUrl, postmaster: await postmasterPid(appUrl), capture: false, runId: randomBytes(4).toString("hex") };
     const [{ server_version, iso }] = (await pool.query("SELECT current_setting('server_version') AS server_version, current_setting('default_transaction_isolation') AS iso")).rows;
