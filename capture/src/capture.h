@@ -51,7 +51,7 @@ typedef struct CaptureGuc
 	const char *name;
 	struct config_generic **vars;	/* the settings array it was looked up in */
 	int			nvars;			/* and its length then */
-	int			slot;			/* its index there, -1: absent */
+	int			slot;			/* its index there, -1: absent (looked for again) */
 	struct config_generic *record;
 } CaptureGuc;
 

@@ -9,9 +9,9 @@
  * placeholder by a real definition in its slot (define_custom_variable, which frees the
  * placeholder) — so while array, length and slot's record are all as remembered, the record is
  * the live one for that name and its value is what GetConfigOption(name, true, false) returns.
- * A setting that does not exist yet is remembered as absent the same way (setting it creates a
- * placeholder: the length changes). Anything else (another type, superuser-only) goes through
- * GetConfigOption.
+ * A setting that does not exist is looked for again at every read: its placeholder could appear
+ * (the array grows) while another placeholder goes (it shrinks) between two reads, leaving the
+ * length as it was. Anything else (another type, superuser-only) goes through GetConfigOption.
  */
 #include "postgres.h"
 
@@ -46,8 +46,8 @@ capture_guc_get(CaptureGuc *guc)
 {
 	struct config_generic *record;
 
-	if (guc->vars != get_guc_variables() || guc->nvars != GetNumConfigOptions() ||
-		(guc->slot >= 0 && guc->vars[guc->slot] != guc->record))
+	if (guc->record == NULL || guc->vars != get_guc_variables() || guc->nvars != GetNumConfigOptions() ||
+		guc->vars[guc->slot] != guc->record)
 		guc_lookup(guc);
 	record = guc->record;
 	if (record == NULL)
