@@ -260,11 +260,10 @@ export class Session {
   private async cols(t: TableInfo, name: string): Promise<{ insert: string[]; update: string[] }> {
     let c = this.columns.get(t.id);
     if (!c) {
-      const added = `{${(t.addedSince ?? []).map((x) => `"${x.replace(/[\\"]/g, "\\$&")}"`).join(",")}}`;
       const r = await this.queryParams(
         "SELECT quote_ident(attname) AS a, attidentity AS identity FROM pg_attribute WHERE attrelid = $1::regclass AND attnum > 0 " +
-          "AND NOT attisdropped AND attgenerated = '' AND NOT (attname::text = ANY($2::text[])) ORDER BY attnum",
-        [name, added], // columns added since the trace keep their defaults / today's values
+          "AND NOT attisdropped AND attgenerated = '' AND NOT (attname::text = ANY(ARRAY(SELECT jsonb_array_elements_text($2::jsonb)))) ORDER BY attnum",
+        [name, JSON.stringify(t.addedSince ?? [])], // columns added since the trace keep their defaults / today's values
       );
       c = { insert: r.rows.map((x) => x.a!), update: r.rows.filter((x) => x.identity !== "a").map((x) => x.a!) };
       this.columns.set(t.id, c);
