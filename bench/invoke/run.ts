@@ -270,9 +270,10 @@ async function main(): Promise<void> {
     }
     const ratios: Record<string, number> = {};
     const needed: Variant[] = ["txfn", "plpgsql", "plpgsql-idem", "node-pg"];
-    if (needed.every((v) => summary[v])) console.log("\nratios (txfn / baseline, median tps; and the inverse ratio of CPU spent per call):");
+    const haveBaselines = needed.every((v) => summary[v]);
+    if (haveBaselines) console.log("\nratios (txfn / baseline, median tps; and the inverse ratio of CPU spent per call):");
     else console.log(`\nno ratios: they need the variants ${needed.join(", ")}`);
-    for (const c of needed.every((v) => summary[v]) ? LEVELS : []) {
+    for (const c of haveBaselines ? LEVELS : []) {
       const t = summary.txfn![c]!.tps;
       const a = t / summary.plpgsql![c]!.tps;
       const b = t / summary["node-pg"]![c]!.tps;
